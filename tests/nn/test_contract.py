@@ -1,0 +1,61 @@
+"""Every public layer of bayesdrop.nn goes through the mode protocol (DESIGN.md).
+
+A new layer must be registered in FACTORIES, or this test fails.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+import bayesdrop
+import bayesdrop.nn as bnn
+
+FACTORIES: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
+    "Dropout": lambda: (bnn.Dropout(0.5), torch.randn(6, 5)),
+    "GaussianDropout": lambda: (bnn.GaussianDropout(0.3, shared_dims=(2,)), torch.randn(6, 3, 4)),
+    "VariationalLinear": lambda: (bnn.VariationalLinear(5, 3), torch.randn(6, 5)),
+    "VariationalConv": lambda: (bnn.VariationalConv(2, 3, 3, padding=1), torch.randn(6, 2, 5, 5)),
+}
+
+
+def _public_layers() -> list[str]:
+    return sorted(
+        name
+        for name in bnn.__all__
+        if inspect.isclass(getattr(bnn, name)) and issubclass(getattr(bnn, name), nn.Module)
+    )
+
+
+def test_every_public_layer_is_registered():
+    missing = set(_public_layers()) - set(FACTORIES) - {"VariationalConv2d"}
+    assert not missing, f"register these layers in the contract test: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_mode_protocol(name):
+    torch.manual_seed(0)
+    layer, x = FACTORIES[name]()
+    layer = layer.double()
+    x = x.double()
+    layer.eval()
+    e1, e2 = layer(x), layer(x)
+    assert torch.equal(e1, e2), "eval must be deterministic"
+    layer.train()
+    t1, t2 = layer(x), layer(x)
+    assert not torch.equal(t1, t2), "train must be stochastic"
+    layer.eval()
+    with bayesdrop.sampling(layer):
+        assert not layer.training
+        s1, s2 = layer(x), layer(x)
+    assert not torch.equal(s1, s2), "sampling must be stochastic in eval mode"
+    assert torch.equal(layer(x), e1), "state restored after sampling"
+    assert e1.shape == t1.shape == s1.shape and e1.dtype == t1.dtype == s1.dtype == torch.float64
+    samples = bayesdrop.sample(layer, x, 4, seed=0)
+    assert samples.shape == (4, *e1.shape)
+    assert torch.equal(samples, bayesdrop.sample(layer, x, 4, seed=0))
+    assert repr(layer).startswith(type(layer).__name__)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import bayesdrop
+import bayesdrop.nn.functional as BF
+from bayesdrop.nn import Dropout, GaussianDropout
+from tests.conftest import z_value
+
+
+@pytest.mark.parametrize("cls", [Dropout, GaussianDropout])
+def test_eval_is_identity(cls):
+    x = torch.randn(8, 5)
+    assert torch.equal(cls(0.7).eval()(x), x)
+
+
+@pytest.mark.parametrize(("cls", "fn"), [(Dropout, BF.dropout), (GaussianDropout, BF.gaussian_dropout)])
+def test_module_equals_functional(cls, fn):
+    x = torch.randn(8, 5)
+    torch.manual_seed(11)
+    a = cls(0.3, shared_dims=(1,))(x.unsqueeze(1).expand(8, 4, 5))
+    torch.manual_seed(11)
+    b = fn(x.unsqueeze(1).expand(8, 4, 5), 0.3, shared_dims=(1,))
+    assert torch.equal(a, b)
+
+
+def test_time_consistent_mask_on_sequences():
+    # shared_dims=(1,) on (N, T, F): one mask per (example, feature) for all steps.
+    x = torch.ones(32, 10, 6)
+    y = Dropout(0.5, shared_dims=(1,)).train()(x)
+    assert torch.equal(y, y[:, :1].expand_as(y))
+    assert 0 < float((y == 0).double().mean()) < 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"p": 1.0}, ValueError, r"The 'p' parameter of Dropout must be a float in \[0, 1\). Got 1.0 instead."),
+        ({"p": -0.1}, ValueError, r"Got -0.1 instead"),
+        ({"p": float("nan")}, ValueError, r"Got nan instead"),
+        ({"p": "0.5"}, TypeError, r"'p' parameter of Dropout must be a float in \[0, 1\). Got '0.5'"),
+        ({"p": 0.5, "shared_dims": (0, 1)}, ValueError, r"'shared_dims' parameter of Dropout"),
+    ],
+)
+def test_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        Dropout(**kwargs)
+
+
+def test_gaussian_dropout_rejects_p_one_and_reports_alpha():
+    with pytest.raises(ValueError, match=r"The 'p' parameter of GaussianDropout must be a float in \[0, 1\). Got 1.5"):
+        GaussianDropout(1.5)
+    assert GaussianDropout(0.5).alpha == 1.0
+    assert "p=0.2, shared_dims=(2, 3)" in repr(GaussianDropout(0.2, shared_dims=(2, 3)))
+
+
+def test_sampling_moments_under_mode_protocol():
+    # Under sampling (eval mode) the layer is stochastic with the training
+    # moments: E = x, Var = x^2 p/(1-p).
+    layer = Dropout(0.25).eval()
+    x = torch.full((200_000,), 2.0, dtype=torch.float64)
+    with bayesdrop.sampling(layer):
+        y = layer(x)
+    var = 4.0 * 0.25 / 0.75
+    assert abs(float(y.mean()) - 2.0) <= z_value() * math.sqrt(var / x.numel())
