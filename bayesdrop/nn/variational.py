@@ -105,7 +105,7 @@ class _Variational(StochasticModule):
     def log_alpha(self) -> Tensor:
         """Log noise variance, clipped to [-8, 8]: weight-, input- or scalar-shaped."""
         if self.log_sigma2 is not None:
-            raw = self.log_sigma2 - torch.log(self.weight**2 + 1e-16)
+            raw = self.log_sigma2 - torch.log(self.weight.square() + 1e-16)
         else:
             assert self.log_alpha_param is not None
             raw = self.log_alpha_param
@@ -120,6 +120,8 @@ class _Variational(StochasticModule):
 
     def kl(self, approximation: str = "molchanov") -> Tensor:
         """KL divergence to the log-uniform prior, summed over weights (nats)."""
+        if self.log_sigma2 is not None and approximation == "molchanov":
+            return BF.kl_log_uniform_additive(self.weight, self.log_sigma2)
         return BF.kl_log_uniform(self.weight_log_alpha(), approximation).sum()
 
     def eval_weight(self) -> Tensor:
