@@ -359,5 +359,5 @@ def kl_log_uniform_additive(weight: Tensor, log_sigma2: Tensor) -> Tensor:
     >>> bool(torch.isclose(kl_log_uniform_additive(w, ls2), 3 * kl_log_uniform(torch.tensor(0.0))))
     True
     """
-    out: Tensor = _AdditiveKL.apply(weight, log_sigma2)
+    out: Tensor = _AdditiveKL.apply(weight, log_sigma2)  # type: ignore[no-untyped-call]
     return out

@@ -1,0 +1,56 @@
+"""Calibration and uncertainty metrics (numpy/torch in, floats or arrays out)."""
+
+from .classification import (
+    ReliabilityTable,
+    accuracy,
+    aurc,
+    brier,
+    classwise_ece,
+    ece,
+    misclassification_auroc,
+    nll,
+    reliability_table,
+    risk_coverage_curve,
+)
+from .gap import ensemble_gap, per_example_gap, regression_gap
+from .regression import (
+    crps_gaussian,
+    crps_samples,
+    gaussian_nll,
+    interval_coverage,
+    interval_width,
+    miscalibration_area,
+    mixture_nll,
+    regression_calibration_curve,
+    rmse,
+)
+from .uncertainty import expected_entropy, mutual_information, predictive_entropy, variation_ratio
+
+__all__ = [
+    "ReliabilityTable",
+    "accuracy",
+    "aurc",
+    "brier",
+    "classwise_ece",
+    "crps_gaussian",
+    "crps_samples",
+    "ece",
+    "ensemble_gap",
+    "expected_entropy",
+    "gaussian_nll",
+    "interval_coverage",
+    "interval_width",
+    "miscalibration_area",
+    "misclassification_auroc",
+    "mixture_nll",
+    "mutual_information",
+    "nll",
+    "per_example_gap",
+    "predictive_entropy",
+    "regression_calibration_curve",
+    "regression_gap",
+    "reliability_table",
+    "risk_coverage_curve",
+    "rmse",
+    "variation_ratio",
+]

@@ -1,0 +1,243 @@
+"""Matplotlib figures of calibration and uncertainty; matplotlib is imported lazily.
+
+Each function computes with :mod:`bayesdrop.metrics`, draws on ``ax`` (a new
+figure when ``None``) and returns a dict of the matplotlib objects it made,
+so that callers and tests can inspect the artists.
+
+References
+----------
+- Guo et al. 2017, arXiv:1706.04599, fig. 1 (reliability diagrams).
+- Kuleshov et al. 2018, arXiv:1807.00263 (regression calibration plots).
+- Geifman & El-Yaniv 2017, arXiv:1705.08500 (risk-coverage curves).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import metrics as M
+from .metrics._arrays import ArrayLike, as_float
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .evaluation import Evaluation
+
+__all__ = [
+    "convergence",
+    "gap_histogram",
+    "regression_calibration",
+    "reliability_diagram",
+    "risk_coverage",
+    "uncertainty_vs_error",
+]
+
+
+def _axes(ax: Axes | None) -> Axes:
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, new = plt.subplots(figsize=(5, 5))
+    return new
+
+
+def reliability_diagram(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    n_bins: int = 15,
+    binning: str = "width",
+    ax: Axes | None = None,
+    label: str = "MC dropout",
+    overlay: ArrayLike | None = None,
+    overlay_label: str = "deterministic",
+    hist: bool = True,
+) -> dict[str, Any]:
+    """Reliability diagram: accuracy per confidence bin against the diagonal.
+
+    Bars show each non-empty bin's accuracy (empty bins are not drawn), with
+    the gap to the bin's mean confidence drawn as hatched bars; the legend
+    gives the ECE. ``overlay`` draws a second path (e.g. the deterministic
+    probabilities) as a step line with its own ECE; ``hist`` adds the
+    confidence histogram in an axis beneath.
+
+    Returns
+    -------
+    dict
+        ``ax``, ``bars`` (accuracy bars), ``gaps`` (gap bars), ``table``
+        (the :class:`~bayesdrop.metrics.ReliabilityTable`), and when drawn
+        ``overlay`` (Line2D), ``hist_ax``, ``hist_bars``.
+    """
+    ax = _axes(ax)
+    table = M.reliability_table(probs, labels, n_bins=n_bins, binning=binning)
+    score = M.ece(probs, labels, n_bins=n_bins, binning=binning)
+    keep = table.count > 0
+    lower, upper = table.lower[keep], table.upper[keep]
+    width = np.maximum(upper - lower, 1e-3)
+    bars = ax.bar(
+        lower,
+        table.accuracy[keep],
+        width=width,
+        align="edge",
+        edgecolor="black",
+        color="#4c72b0",
+        label=f"{label} (ECE {score:.3f})",
+    )
+    gaps = ax.bar(
+        lower,
+        table.confidence[keep] - table.accuracy[keep],
+        bottom=table.accuracy[keep],
+        width=width,
+        align="edge",
+        color="#dd8452",
+        alpha=0.4,
+        hatch="//",
+        edgecolor="#dd8452",
+        label="gap to confidence",
+    )
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    out: dict[str, Any] = {"ax": ax, "bars": bars, "gaps": gaps, "table": table}
+    if overlay is not None:
+        t2 = M.reliability_table(overlay, labels, n_bins=n_bins, binning=binning)
+        e2 = M.ece(overlay, labels, n_bins=n_bins, binning=binning)
+        k2 = t2.count > 0
+        mids = (t2.lower[k2] + t2.upper[k2]) / 2
+        (line,) = ax.plot(mids, t2.accuracy[k2], "o-", color="#c44e52", label=f"{overlay_label} (ECE {e2:.3f})")
+        out["overlay"] = line
+        out["overlay_table"] = t2
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left", fontsize="small")
+    if hist:
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        hax = make_axes_locatable(ax).append_axes("bottom", size="25%", pad=0.5, sharex=ax)
+        hbars = hax.bar(lower, table.count[keep], width=width, align="edge", color="#8c8c8c", edgecolor="black")
+        hax.set_ylabel("count")
+        hax.set_xlabel("confidence")
+        ax.set_xlabel("")
+        out["hist_ax"], out["hist_bars"] = hax, hbars
+    return out
+
+
+def regression_calibration(
+    mean: ArrayLike, std: ArrayLike, y: ArrayLike, *, ax: Axes | None = None, label: str = "model"
+) -> dict[str, Any]:
+    """Observed against expected coverage of central intervals, area shaded.
+
+    Returns ``ax``, ``line``, ``area`` (the PolyCollection) and the arrays
+    ``expected``, ``observed`` and the ``miscalibration_area``.
+    """
+    ax = _axes(ax)
+    expected, observed = M.regression_calibration_curve(mean, std, y)
+    area = M.miscalibration_area(mean, std, y)
+    (line,) = ax.plot(expected, observed, "-", color="#4c72b0", label=f"{label} (area {area:.3f})")
+    fill = ax.fill_between(expected, expected, observed, color="#4c72b0", alpha=0.25)
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.set_xlabel("expected coverage of the central interval")
+    ax.set_ylabel("observed coverage")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", fontsize="small")
+    return {
+        "ax": ax,
+        "line": line,
+        "area": fill,
+        "expected": expected,
+        "observed": observed,
+        "miscalibration_area": area,
+    }
+
+
+def risk_coverage(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    ax: Axes | None = None,
+    label: str = "MC dropout",
+    overlay: ArrayLike | None = None,
+    overlay_label: str = "deterministic",
+) -> dict[str, Any]:
+    """Selective risk against coverage (examples ranked by confidence), AURC in the legend."""
+    ax = _axes(ax)
+    cov, risk = M.risk_coverage_curve(probs, labels)
+    (line,) = ax.plot(cov, risk, "-", label=f"{label} (AURC {M.aurc(probs, labels):.3f})")
+    out: dict[str, Any] = {"ax": ax, "line": line, "coverage": cov, "risk": risk}
+    if overlay is not None:
+        c2, r2 = M.risk_coverage_curve(overlay, labels)
+        (out["overlay"],) = ax.plot(c2, r2, "--", label=f"{overlay_label} (AURC {M.aurc(overlay, labels):.3f})")
+    ax.set_xlabel("coverage")
+    ax.set_ylabel("risk (error rate among accepted)")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize="small")
+    return out
+
+
+def uncertainty_vs_error(
+    uncertainty: ArrayLike,
+    error: ArrayLike,
+    *,
+    ax: Axes | None = None,
+    n_bins: int = 10,
+    xlabel: str = "uncertainty",
+    ylabel: str = "error",
+) -> dict[str, Any]:
+    """Per-example error against uncertainty: a scatter plus the mean error per uncertainty decile.
+
+    Returns ``ax``, ``scatter``, ``line`` and the binned ``bin_uncertainty`` and ``bin_error``.
+    """
+    ax = _axes(ax)
+    u, e = as_float(uncertainty, "uncertainty"), as_float(error, "error")
+    M._arrays.same_length("uncertainty", u, "error", e)
+    order = np.argsort(u, kind="stable")
+    groups = [g for g in np.array_split(order, n_bins) if len(g)]
+    bu = np.array([u[g].mean() for g in groups])
+    be = np.array([e[g].mean() for g in groups])
+    scatter = ax.scatter(u, e, s=6, alpha=0.3, color="#8c8c8c")
+    (line,) = ax.plot(bu, be, "o-", color="#c44e52", label="mean per decile")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small")
+    return {"ax": ax, "scatter": scatter, "line": line, "bin_uncertainty": bu, "bin_error": be}
+
+
+def convergence(evaluation: Evaluation, metric: str, *, ax: Axes | None = None) -> dict[str, Any]:
+    """An MC metric against the number of samples T, with a ±1 standard-error band.
+
+    The deterministic (eval-mode) value is drawn as a horizontal line when the
+    evaluation has it.
+    """
+    if metric not in evaluation.convergence or metric == "T":
+        options = ", ".join(repr(k) for k in evaluation.convergence if k != "T")
+        raise ValueError(f"The 'metric' parameter of convergence must be one of {options}. Got {metric!r} instead.")
+    ax = _axes(ax)
+    t = np.asarray(evaluation.convergence["T"], dtype=float)
+    v = np.asarray(evaluation.convergence[metric]["value"], dtype=float)
+    se = np.nan_to_num(np.asarray(evaluation.convergence[metric]["se"], dtype=float))
+    (line,) = ax.plot(t, v, "o-", label=f"MC {metric}")
+    band = ax.fill_between(t, v - se, v + se, alpha=0.25)
+    out: dict[str, Any] = {"ax": ax, "line": line, "band": band}
+    if metric in evaluation.deterministic:
+        out["det_line"] = ax.axhline(evaluation.deterministic[metric], color="k", ls="--", lw=1, label="deterministic")
+    ax.set_xscale("log")
+    ax.set_xlabel("number of MC samples T")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize="small")
+    return out
+
+
+def gap_histogram(
+    values: ArrayLike, *, ax: Axes | None = None, bins: int = 30, xlabel: str = "KL(MC || deterministic) per example"
+) -> dict[str, Any]:
+    """Histogram of a per-example gap between the MC and deterministic predictions."""
+    ax = _axes(ax)
+    v = as_float(values, "values")
+    counts, edges, patches = ax.hist(v, bins=bins, color="#55a868", edgecolor="black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("examples")
+    return {"ax": ax, "counts": counts, "edges": edges, "patches": patches}
