@@ -122,18 +122,22 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _jackknife(stat: Callable[[Array], float], samples: Array) -> tuple[float, float]:
+def _jackknife(stat: Callable[[Array], float], samples: Array, max_groups: int = 20) -> tuple[float, float]:
     """Statistic of the sample mean over axis 0 and its jackknife SE.
 
-    ``samples`` is (T, ...); leave-one-out means are (T mean - x_t) / (T - 1).
+    ``samples`` is (T, ...). With T <= ``max_groups`` every sample is left out
+    in turn; above, the delete-a-group jackknife over ``max_groups`` equal
+    groups keeps the cost bounded. Leave-out means are (T mean - sum_g)/(T - n_g).
     """
     t = samples.shape[0]
     full = samples.mean(0)
     value = stat(full)
     if t < 2:
         return value, float("nan")
-    loo = np.array([stat((t * full - samples[i]) / (t - 1)) for i in range(t)])
-    se = math.sqrt((t - 1) / t * np.sum((loo - loo.mean()) ** 2))
+    groups = np.array_split(np.arange(t), min(t, max_groups))
+    g = len(groups)
+    loo = np.array([stat((t * full - samples[idx].sum(0)) / (t - len(idx))) for idx in groups])
+    se = math.sqrt((g - 1) / g * np.sum((loo - loo.mean()) ** 2))
     return value, se
 
 

@@ -413,7 +413,7 @@ def to_variational(model: nn.Module, *, alpha: str = "weight") -> nn.Module:
     --------
     >>> net = nn.Sequential(nn.Dropout(0.5), nn.Linear(4, 2))
     >>> vnet = to_variational(net)
-    >>> type(vnet[1]).__name__, round(float(vnet[1].log_alpha.mean()), 4)
+    >>> type(vnet[1]).__name__, round(float(vnet[1].log_alpha.detach().mean()), 4)
     ('VariationalLinear', 0.0)
     """
     check_option(alpha, "alpha", "to_variational", ALPHA_MODES)

@@ -124,11 +124,11 @@ def training_table(batches: list[int], repeats: int) -> None:
         var = VariationalLinear(784, 800).train()
         lin = nn.Linear(784, 800)
 
-        def step_var() -> None:
+        def step_var(var: VariationalLinear = var, x: torch.Tensor = x) -> None:
             var.zero_grad()
             (var(x).pow(2).mean() + var.kl() / 60_000).backward()
 
-        def step_lin() -> None:
+        def step_lin(lin: nn.Linear = lin, x: torch.Tensor = x) -> None:
             lin.zero_grad()
             lin(x).pow(2).mean().backward()
 
@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     smoke = args.smoke
     t, sizes, reps = (5, [1, 4], 1) if smoke else (100, [1, 32, 1000], 5)
     print(f"## MC sampling, T={t}, {args.threads} threads (median ms)\n")
-    print("| N | sample | loop (torch nn.Dropout) | loop (bayesdrop Dropout) | floor (no dropout) | speed-up vs loop | sample / floor |")
+    print(
+        "| N | sample | loop (torch nn.Dropout) | loop (bayesdrop Dropout) | floor (no dropout) "
+        "| speed-up vs loop | sample / floor |"
+    )
     print("|---|---|---|---|---|---|---|")
     sampling_table(t, sizes, reps)
     chunk = 64 if smoke else DEFAULT_CHUNK_BYTES // (784 * 4)

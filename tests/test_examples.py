@@ -1,0 +1,25 @@
+"""Every example runs with --smoke; an example not listed here fails the suite."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+COVERED = ["quickstart.py", "benchmarks/mc_sampling.py"]
+
+
+def test_every_example_is_covered():
+    found = sorted(str(p.relative_to(EXAMPLES)) for p in EXAMPLES.rglob("*.py") if p.name != "__init__.py")
+    assert found == sorted(COVERED), "add new examples to COVERED"
+
+
+@pytest.mark.parametrize("name", COVERED)
+def test_example_runs_in_smoke_mode(name, capsys):
+    spec = importlib.util.spec_from_file_location(name.replace("/", "_")[:-3], EXAMPLES / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--smoke"])
+    assert capsys.readouterr().out.strip()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import bayesdrop
+import bayesdrop.report as report_module
+
+
+@pytest.fixture
+def evaluation():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    return bayesdrop.evaluate(net, torch.randn(40, 3), torch.randint(0, 3, (40,)), num_samples=10, seed=0)
+
+
+def test_report_folder_contents(tmp_path, evaluation):
+    out = bayesdrop.write_report(evaluation, tmp_path / "rep")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            "metrics.json",
+            "index.html",
+            "reliability.png",
+            "risk_coverage.png",
+            "uncertainty_vs_error.png",
+            "gap_histogram.png",
+            "convergence.png",
+        ]
+    )
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["mc"]["nll"] == pytest.approx(evaluation.mc["nll"])
+    assert data["num_samples"] == 10 and data["convergence"]["T"] == [1, 2, 5, 10]
+    page = (out / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "deterministic" in page
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no temporary folder left
+
+
+def test_regression_report(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 1))
+    ev = bayesdrop.evaluate(net, torch.randn(30, 2), torch.randn(30), task="regression", noise_std=0.5, num_samples=5)
+    out = bayesdrop.write_report(ev, tmp_path / "r")
+    assert (out / "regression_calibration.png").exists()
+    assert "crps" in json.loads((out / "metrics.json").read_text())["mc"]
+
+
+def test_existing_folder_needs_overwrite(tmp_path, evaluation):
+    target = tmp_path / "rep"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="pass overwrite=True"):
+        bayesdrop.write_report(evaluation, target)
+    assert (target / "keep.txt").read_text() == "mine"
+    bayesdrop.write_report(evaluation, target, overwrite=True)
+    assert not (target / "keep.txt").exists() and (target / "metrics.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_interrupted_report_leaves_nothing_half_written(tmp_path, evaluation, monkeypatch):
+    def boom(ev):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_module, "_figures", boom)
+    with pytest.raises(KeyboardInterrupt):
+        bayesdrop.write_report(evaluation, tmp_path / "rep")
+    assert list(tmp_path.iterdir()) == []
