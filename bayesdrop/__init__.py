@@ -1,17 +1,24 @@
 """bayesdrop: Bayesian uncertainty in neural networks built on dropout."""
 
-from . import metrics, nn, plots, report
+from . import likelihoods, metrics, nn, plots, report
 from .evaluation import Evaluation, evaluate
+from .likelihoods import Categorical, Gaussian
 from .nn import kl_divergence, sparsity, to_variational
 from .report import write_report
 from .sampling import sample, sampling
+from .training import History, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Categorical",
     "Evaluation",
+    "Gaussian",
+    "History",
     "evaluate",
+    "fit",
     "kl_divergence",
+    "likelihoods",
     "metrics",
     "nn",
     "plots",

