@@ -3,7 +3,7 @@
 from . import likelihoods, metrics, nn, plots, report
 from .evaluation import Evaluation, evaluate
 from .likelihoods import Categorical, Gaussian
-from .nn import kl_divergence, sparsity, to_variational
+from .nn import kl_divergence, moment_propagation, sparsity, to_variational, variance_shift
 from .report import write_report
 from .sampling import sample, sampling
 from .training import History, fit
@@ -20,6 +20,7 @@ __all__ = [
     "kl_divergence",
     "likelihoods",
     "metrics",
+    "moment_propagation",
     "nn",
     "plots",
     "report",
@@ -27,5 +28,6 @@ __all__ = [
     "sampling",
     "sparsity",
     "to_variational",
+    "variance_shift",
     "write_report",
 ]

@@ -1,7 +1,11 @@
 """Stochastic layers of bayesdrop (the math lives in :mod:`bayesdrop.nn.functional`)."""
 
 from . import functional
-from .dropout import Dropout, GaussianDropout
+from .depth import DropPath, DropPathJoin, StochasticDepth, linear_decay
+from .dropout import Dropout, GaussianDropout, GaussianNoise, SpatialDropout
+from .moments import FastDropoutLinear, moment_propagation
+from .placement import conv_block, variance_shift
+from .pooling import MaxPoolDropout2d
 from .variational import (
     VariationalConv,
     VariationalConv2d,
@@ -10,15 +14,29 @@ from .variational import (
     sparsity,
     to_variational,
 )
+from .weight import DropConnectConv, DropConnectLinear
 
 __all__ = [
+    "DropConnectConv",
+    "DropConnectLinear",
+    "DropPath",
+    "DropPathJoin",
     "Dropout",
+    "FastDropoutLinear",
     "GaussianDropout",
+    "GaussianNoise",
+    "MaxPoolDropout2d",
+    "SpatialDropout",
+    "StochasticDepth",
     "VariationalConv",
     "VariationalConv2d",
     "VariationalLinear",
+    "conv_block",
     "functional",
     "kl_divergence",
+    "linear_decay",
+    "moment_propagation",
     "sparsity",
     "to_variational",
+    "variance_shift",
 ]

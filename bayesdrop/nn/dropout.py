@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from .._checks import check_dims, check_probability
+from .._checks import check_dims, check_float, check_probability
 from . import functional as BF
 from ._protocol import StochasticModule
 
-__all__ = ["Dropout", "GaussianDropout"]
+__all__ = ["Dropout", "GaussianDropout", "GaussianNoise", "SpatialDropout"]
 
 
 class _UnitNoise(StochasticModule):
@@ -102,3 +102,45 @@ class GaussianDropout(_UnitNoise):
         if not self.stochastic:
             return x
         return BF.gaussian_dropout(x, self.p, shared_dims=self.shared_dims)
+
+
+def SpatialDropout(p: float = 0.5, dims: int = 2) -> Dropout:
+    """Spatial dropout (Tompson et al. 2015): ``Dropout(p, shared_dims=(2, ..., dims + 1))``.
+
+    Whole feature maps of ``(N, C, *spatial)`` inputs with ``dims`` spatial
+    dimensions are dropped together and the kept ones scaled by 1/(1-p).
+
+    Examples
+    --------
+    >>> SpatialDropout(0.2, dims=3)
+    Dropout(p=0.2, shared_dims=(2, 3, 4))
+    """
+    if dims not in (1, 2, 3):
+        raise ValueError(f"The 'dims' parameter of SpatialDropout must be one of 1, 2, 3. Got {dims!r} instead.")
+    return Dropout(p, shared_dims=tuple(range(2, 2 + dims)))
+
+
+class GaussianNoise(StochasticModule):
+    r"""Additive Gaussian input noise :math:`x + \epsilon`, :math:`\epsilon \sim N(0, \mathrm{std}^2)`.
+
+    Bishop 1995 ("Training with noise is equivalent to Tikhonov
+    regularization", Neural Computation 7): for a linear model trained with the
+    squared loss summed over N examples, additive noise of variance
+    :math:`s^2` matches ridge regression with penalty :math:`N s^2`.
+
+    - train / sampling: :math:`x + \epsilon`; eval: :math:`x` (the expectation).
+
+    Shape
+    -----
+    Input ``(N, *)``; output the same shape.
+    """
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = check_float(std, "std", "GaussianNoise", low=0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return BF.gaussian_noise(x, self.std) if self.stochastic else x
+
+    def extra_repr(self) -> str:
+        return f"std={self.std}"
