@@ -32,31 +32,22 @@ _SHOWN = {
 
 
 def _runs(quick: bool, progress: bool) -> list[tuple[str, str, Any, Any]]:
+    """(dataset, method, estimator, data) for the four demo models."""
     cls_epochs, reg_epochs = (3, 5) if quick else (60, 300)
-    runs = []
-    for method, p in (("variational", 0.05), ("mc", 0.2)):
-        runs.append(
-            (
-                "digits",
-                method,
-                DropoutClassifier(
-                    (128,), method, p, epochs=cls_epochs, lr=3e-3, num_samples=100, random_state=0, progress=progress
-                ),
-                load_digits(return_X_y=True),
-            )
+    plan = [
+        ("digits", DropoutClassifier, (128,), cls_epochs, 3e-3, (("variational", 0.05), ("mc", 0.2)), load_digits),
+        ("diabetes", DropoutRegressor, (50,), reg_epochs, 1e-2, (("variational", 0.05), ("mc", 0.1)), load_diabetes),
+    ]
+    return [
+        (
+            name,
+            method,
+            cls(hidden, method, p, epochs=epochs, lr=lr, num_samples=100, random_state=0, progress=progress),
+            loader(return_X_y=True),
         )
-    for method, p in (("variational", 0.05), ("mc", 0.1)):
-        runs.append(
-            (
-                "diabetes",
-                method,
-                DropoutRegressor(
-                    (50,), method, p, epochs=reg_epochs, lr=1e-2, num_samples=100, random_state=0, progress=progress
-                ),
-                load_diabetes(return_X_y=True),
-            )
-        )
-    return runs
+        for name, cls, hidden, epochs, lr, methods, loader in plan
+        for method, p in methods
+    ]
 
 
 def run_demo(out: Path, *, overwrite: bool = False, quick: bool = False, progress: bool = True) -> list[dict[str, Any]]:
