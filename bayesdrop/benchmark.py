@@ -20,7 +20,11 @@ errors. Methods:
 - ``variational``: sparse variational dropout (one learned alpha per weight,
   initialised at p = 0.05) with a learned homoscedastic noise, trained on the
   whole training split by the ELBO, no grid and no validation split, with
-  Adam at lr 0.01 (a learned noise needs larger steps than a fixed one).
+  Adam at lr 0.01 (a learned noise needs larger steps than a fixed one) and
+  the KL weight warmed up linearly over the first half of the epochs
+  (without it, most weights are pruned before the data term is fitted). These
+  two settings were chosen once, on splits 0 and 1 of bostonHousing, energy,
+  concrete and yacht, and are the same for every dataset.
 
 MC and Gaussian dropout train with Adam at lr 0.001 (Gal's setting); every
 method uses batch 128 and ``n_epochs.txt x epochs_multiplier`` epochs (Gal's
@@ -86,11 +90,12 @@ def _train(
     torch.manual_seed(seed)
     kind = "variational" if method == "variational" else method
     net = build_mlp(x.shape[1], (hidden,), 1, kind, p)
-    lr = 1e-3
+    lr, warmup = 1e-3, 0
     if method == "variational":
         lik = Gaussian()
         decay = 0.0
         lr = 1e-2  # a learned noise needs larger steps than Gal's fixed-tau loss
+        warmup = epochs // 2  # no premature pruning before the data term has been fitted
     else:
         lik = Gaussian(noise_std=math.sqrt(0.5))  # NLL = squared error + const
         assert tau is not None
@@ -103,6 +108,7 @@ def _train(
         lr=lr,
         batch_size=128,
         weight_decay=decay,
+        kl_warmup_epochs=warmup,
         seed=seed,
         progress=False,
     )

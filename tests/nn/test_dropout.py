@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import bayesdrop
 import bayesdrop.nn.functional as BF
-from bayesdrop.nn import Dropout, GaussianDropout
+from bayesdrop.nn import Dropout, GaussianDropout, GaussianNoise, SpatialDropout
 from tests.conftest import z_value
 
 
@@ -66,3 +67,51 @@ def test_sampling_moments_under_mode_protocol():
         y = layer(x)
     var = 4.0 * 0.25 / 0.75
     assert abs(float(y.mean()) - 2.0) <= z_value() * math.sqrt(var / x.numel())
+
+
+# --- spatial dropout, input noise, salt-and-pepper ---
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_spatial_dropout_drops_whole_maps_with_scaling(dims):
+    layer = SpatialDropout(0.5, dims=dims).train()
+    x = torch.ones(16, 8, *([4] * dims))
+    y = layer(x).flatten(2)
+    assert torch.equal(y.amin(-1), y.amax(-1))  # constant per feature map
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0}
+    with pytest.raises(ValueError, match="'dims' parameter of SpatialDropout"):
+        SpatialDropout(0.5, dims=4)
+
+
+def test_bishop_additive_noise_matches_ridge():
+    # Least squares on K noisy copies of X (GaussianNoise, variance s^2) converges
+    # to ridge with penalty N s^2 (Bishop 1995). SE from 10 disjoint groups of copies.
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    n, s = 40, 0.5
+    X = rng.normal(size=(n, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=n)
+    ridge = Ridge(alpha=n * s**2, fit_intercept=False).fit(X, y).coef_
+    noisy = bayesdrop.sample(GaussianNoise(s), torch.tensor(X), 20_000, seed=0).numpy()  # (K, N, 3)
+    ys = np.broadcast_to(y, noisy.shape[:2])
+
+    def lstsq(xs, yy):
+        a = np.einsum("kni,knj->ij", xs, xs)
+        return np.linalg.solve(a, np.einsum("kni,kn->i", xs, yy))
+
+    w = lstsq(noisy, ys)
+    groups = np.array([lstsq(noisy[i::10], ys[i::10]) for i in range(10)])
+    se = groups.std(0, ddof=1) / math.sqrt(10)
+    assert np.all(np.abs(w - ridge) <= z_value(3) * se + 1e-3 * np.abs(ridge))
+    ols = np.linalg.lstsq(X, y, rcond=None)[0]
+    assert np.all(np.abs(ridge - ols) > 10 * se)  # the penalty is visible at this precision
+
+
+def test_salt_and_pepper_statistics():
+    n = 200_000
+    x = torch.full((n,), 0.5)
+    y = BF.salt_and_pepper(x, 0.2, generator=torch.Generator().manual_seed(0))
+    z = z_value(2)
+    for value, prob in ((0.0, 0.1), (1.0, 0.1)):
+        frac = float((y == value).double().mean())
+        assert abs(frac - prob) <= z * math.sqrt(prob * (1 - prob) / n)
+    assert set(torch.unique(y).tolist()) == {0.0, 0.5, 1.0}
