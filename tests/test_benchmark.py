@@ -41,4 +41,4 @@ def test_uci_two_split_smoke(shared_data, tmp_path):
 def test_format_results_mean_and_standard_error():
     rs = [{"dataset": "yacht", "method": "mc", "epochs": 40, "rmse": v, "ll": -v} for v in (1.0, 2.0, 3.0)]
     table = format_results(rs)
-    assert "| yacht | mc | 3 | 40 | 2.00 ± 0.58 | -2.00 ± 0.58 | 0.67 | -1.25 |" in table
+    assert "| yacht | mc | 3 | 40 | 2.00 ± 0.58 | -2.00 ± 0.58 | 0.67 | -1.25 |  | -1.38 ± 0.01 |" in table

@@ -11,7 +11,9 @@ T = 100 samples, against
 - the floor: the network without dropout on the T*N tiled rows (the best of
   one pass and the chunked passes ``sample`` uses).
 
-Table 2 breaks one tiled chunk down (where the time goes). Table 3 times one
+Each repeat runs the variants one after the other (interleaved) so that they
+share the machine's load; the tables give medians. Table 2 breaks one tiled
+chunk down (where the time goes). Table 3 times one
 training step (forward, backward, KL) of ``VariationalLinear(784, 800)``
 against ``nn.Linear(784, 800)``. The T=1000, N=10000 case runs in a fresh
 process to report its peak RSS. Medians of repeated runs, 2 threads.
@@ -77,21 +79,29 @@ def floor(model: nn.Module, x: torch.Tensor, num_samples: int, chunk_rows: int |
 
 
 def sampling_table(num_samples: int, sizes: list[int], repeats: int) -> list[dict[str, float]]:
+    """Interleave the four variants in every repeat so that they see the same load."""
     bd, torch_net, plain = hinton_net(Dropout), hinton_net(nn.Dropout), hinton_net(None)
     chunk_rows = DEFAULT_CHUNK_BYTES // (784 * 4)
     rows = []
     for n in sizes:
         x = torch.randn(n, 784)
-        r = {
-            "N": n,
-            "sample": median_time(lambda x=x: bayesdrop.sample(bd, x, num_samples), repeats),
-            "loop_torch": median_time(lambda x=x: loop(torch_net, x, num_samples), repeats),
-            "loop_bayesdrop": median_time(lambda x=x: loop(bd, x, num_samples), repeats),
-            "floor": min(
-                median_time(lambda x=x: floor(plain, x, num_samples, None), repeats),
-                median_time(lambda x=x: floor(plain, x, num_samples, chunk_rows), repeats),
-            ),
+        variants: dict[str, Callable[[], object]] = {
+            "sample": lambda x=x: bayesdrop.sample(bd, x, num_samples),
+            "loop_torch": lambda x=x: loop(torch_net, x, num_samples),
+            "loop_bayesdrop": lambda x=x: loop(bd, x, num_samples),
+            "floor_one_pass": lambda x=x: floor(plain, x, num_samples, None),
+            "floor_chunked": lambda x=x: floor(plain, x, num_samples, chunk_rows),
         }
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for fn in variants.values():
+            fn()  # warm-up
+        for _ in range(repeats if n >= 1000 else 3 * repeats):
+            for key, fn in variants.items():
+                start = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - start)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        r = {"N": n, **med, "floor": min(med["floor_one_pass"], med["floor_chunked"])}
         rows.append(r)
         print(
             f"| {n} | {r['sample'] * 1e3:.1f} | {r['loop_torch'] * 1e3:.1f} | {r['loop_bayesdrop'] * 1e3:.1f} | "
@@ -157,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--big", nargs=2, type=int, metavar=("T", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--skip-memory", action="store_true", help="skip the T=1000, N=10000 memory run")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.big:
@@ -178,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     print("\n## One training step: VariationalLinear(784, 800) vs nn.Linear(784, 800) (median ms)\n")
     print("| batch | VariationalLinear | nn.Linear | ratio |\n|---|---|---|---|")
     training_table([8, 16] if smoke else [128, 1024], 2 if smoke else 200)
+    if args.skip_memory:
+        return
     big = ["5", "10"] if smoke else ["1000", "10000"]
     out = subprocess.run(
         [sys.executable, __file__, "--big", *big, "--threads", str(args.threads)],
