@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from . import metrics as M
 from ._checks import check_int, check_option, check_tensor
 from .metrics._arrays import Array, as_float, probs_and_labels
-from .sampling import sample
+from .sampling import deterministic, sample
 
 __all__ = ["Evaluation", "convergence_grid", "evaluate"]
 
@@ -173,10 +173,8 @@ def _to_probs(out: Tensor, output: str, per_example_ndim: int) -> Tensor:
 def _classification(model: nn.Module, x: Tensor, y: Any, num_samples: int, seed: int | None, output: str) -> Evaluation:
     with torch.no_grad():
         logits = sample(model, x, num_samples, seed=seed)
-        was_training = model.training
-        model.eval()
-        det_out = model(x)
-        model.train(was_training)
+        with deterministic(model):
+            det_out = model(x)
     prob_samples = _to_probs(logits.double(), output, det_out.ndim - 1).cpu().numpy()
     det = _to_probs(det_out.double(), output, det_out.ndim - 1).cpu().numpy()
     mc = prob_samples.mean(0)
@@ -233,10 +231,8 @@ def _regression(
 ) -> Evaluation:
     with torch.no_grad():
         out = sample(model, x, num_samples, seed=seed).double()
-        was_training = model.training
-        model.eval()
-        det_out = model(x).double()
-        model.train(was_training)
+        with deterministic(model):
+            det_out = model(x).double()
     target = as_float(y, "y").reshape(-1)
     if out.ndim == 2:
         out, det_out = out[..., None], det_out[..., None]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ._checks import check_int, check_tensor
 from .nn._protocol import StochasticModule
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "is_stochastic", "sample", "sampling"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "deterministic", "is_stochastic", "sample", "sampling"]
 
 #: Torch's own dropout modules, switched to sampling by :func:`sampling`.
 TORCH_DROPOUTS: tuple[type[nn.Module], ...] = (
@@ -75,6 +75,23 @@ def sampling(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
             if isinstance(m, StochasticModule):
                 m.sampling = bool(samp)
+
+
+@contextmanager
+def deterministic(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every module of ``model`` in eval mode; restore each module's own flag on exit.
+
+    Unlike ``model.eval()`` followed by ``model.train(flag)``, a model whose
+    submodules were in mixed modes gets them back as they were.
+    """
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        for m, _ in saved:
+            m.training = False
+        yield model
+    finally:
+        for m, training in saved:
+            m.training = training
 
 
 def _draw(model: nn.Module, x: Tensor, num_samples: int, chunk_rows: int) -> Tensor:

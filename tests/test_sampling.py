@@ -113,3 +113,13 @@ def test_bad_input():
 
     with pytest.raises(TypeError, match=r"returns a Tensor\. Got tuple"):
         bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2)
+
+
+def test_deterministic_restores_mixed_modes():
+    net = _net().train()
+    net[1].eval()  # a frozen BatchNorm inside a training model
+    from bayesdrop.sampling import deterministic
+
+    with deterministic(net):
+        assert not any(m.training for m in net.modules())
+    assert net.training and not net[1].training and net[3].training
