@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import check_int, check_tensor
-from .nn._protocol import StochasticModule
+from .nn._protocol import StochasticModule, deterministic
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "deterministic", "is_stochastic", "sample", "sampling"]
 
@@ -75,23 +75,6 @@ def sampling(model: nn.Module) -> Iterator[nn.Module]:
             m.training = training
             if isinstance(m, StochasticModule):
                 m.sampling = bool(samp)
-
-
-@contextmanager
-def deterministic(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every module of ``model`` in eval mode; restore each module's own flag on exit.
-
-    Unlike ``model.eval()`` followed by ``model.train(flag)``, a model whose
-    submodules were in mixed modes gets them back as they were.
-    """
-    saved = [(m, m.training) for m in model.modules()]
-    try:
-        for m, _ in saved:
-            m.training = False
-        yield model
-    finally:
-        for m, training in saved:
-            m.training = training
 
 
 def _draw(model: nn.Module, x: Tensor, num_samples: int, chunk_rows: int) -> Tensor:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_float, check_int
 from .likelihoods import Categorical, Gaussian
+from .nn._protocol import deterministic
 from .nn.variational import kl_divergence
 
 __all__ = ["History", "fit", "load_checkpoint", "save_atomic"]
@@ -110,12 +111,8 @@ def _rng(seed: int | None) -> Iterator[None]:
 
 
 def _val_nll(model: nn.Module, likelihood: Likelihood, val: tuple[Tensor, Tensor]) -> float:
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        value = float(likelihood.nll(model(val[0]), val[1]))
-    model.train(was)
-    return value
+    with torch.no_grad(), deterministic(model):
+        return float(likelihood.nll(model(val[0]), val[1]))
 
 
 def fit(

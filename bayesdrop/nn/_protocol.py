@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from torch import nn
 
 
@@ -22,3 +25,20 @@ class StochasticModule(nn.Module):
     def stochastic(self) -> bool:
         """Whether ``forward`` draws noise now."""
         return self.training or self.sampling
+
+
+@contextmanager
+def deterministic(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every module of ``model`` in eval mode; restore each module's own flag on exit.
+
+    Unlike ``model.eval()`` followed by ``model.train(flag)``, a model whose
+    submodules were in mixed modes gets them back as they were.
+    """
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        for m, _ in saved:
+            m.training = False
+        yield model
+    finally:
+        for m, training in saved:
+            m.training = training

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_int, check_tensor
+from ._protocol import deterministic
 from .dropout import Dropout
 
 __all__ = ["conv_block", "variance_shift"]
@@ -92,12 +93,10 @@ def variance_shift(model: nn.Module, x: Tensor) -> dict[str, float]:
             hooks.append(m.register_forward_hook(hook))
     if not hooks:
         raise ValueError("variance_shift needs a model with BatchNorm layers that track running statistics.")
-    was = model.training
-    model.eval()
     try:
-        model(x)
+        with deterministic(model):
+            model(x)
     finally:
-        model.train(was)
         for h in hooks:
             h.remove()
     modules = dict(model.named_modules())
