@@ -124,6 +124,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from .datasets import read_csv
     from .evaluation import evaluate
+    from .likelihoods import Gaussian
     from .report import write_report
 
     est, state = load_model(args.model)
@@ -139,7 +140,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
             est.model_, x, np.array([lookup[v] for v in y.tolist()]), num_samples=args.num_samples, seed=args.seed
         )
     else:
-        ev = evaluate(est.model_, x, y, task="regression", num_samples=args.num_samples, seed=args.seed)
+        lik = Gaussian(heteroscedastic=True)  # the estimator's model returns means and log-variances
+        ev = evaluate(est.model_, x, y, likelihood=lik, num_samples=args.num_samples, seed=args.seed)
     ev.meta.update(model=str(args.model), data=str(args.data), method=state["params"]["method"])
     out = write_report(ev, args.out, overwrite=args.overwrite)
     print(f"wrote {out}/index.html")

@@ -20,6 +20,7 @@ from sklearn.datasets import load_diabetes, load_digits
 from sklearn.model_selection import train_test_split
 
 from .evaluation import Evaluation, evaluate
+from .likelihoods import Gaussian
 from .report import write_report
 from .sklearn import DropoutClassifier, DropoutRegressor
 
@@ -68,7 +69,8 @@ def run_demo(out: Path, *, overwrite: bool = False, quick: bool = False, progres
             labels = np.searchsorted(est.classes_, yte)
             ev: Evaluation = evaluate(est.model_, x, labels, num_samples=est.num_samples, seed=0)
         else:
-            ev = evaluate(est.model_, x, yte, task="regression", num_samples=est.num_samples, seed=0)
+            lik = Gaussian(heteroscedastic=True)  # the estimator's model returns means and log-variances
+            ev = evaluate(est.model_, x, yte, likelihood=lik, num_samples=est.num_samples, seed=0)
         ev.meta.update(dataset=dataset, method=method)
         folder = write_report(ev, out / f"{dataset}-{method}", overwrite=True)
         row = {"dataset": dataset, "method": method, "report": folder.name, "mc": ev.mc, "det": ev.deterministic}

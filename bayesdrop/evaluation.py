@@ -1,5 +1,13 @@
 """``evaluate``: MC sampling, the deterministic pass, metrics and the gap in one object.
 
+Data streams through in batches: each batch's T samples are reduced to
+per-example quantities (predictive probabilities or moments, uncertainties)
+and to the sums behind the convergence-in-T curves before the next batch is
+drawn, so memory grows with N, never with N x T beyond one batch. Under
+torch.distributed with a ``DistributedSampler`` every rank evaluates its
+shard, the per-example results are gathered (padding examples dropped) and
+the sums all-reduced, so every rank returns the metrics of the whole set.
+
 References
 ----------
 - Gal & Ghahramani 2016, arXiv:1506.02142 (MC dropout predictive).
@@ -10,17 +18,24 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor, nn
+from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
 
+from . import _data
+from . import _distributed as D
 from . import metrics as M
-from ._checks import check_int, check_option, check_tensor
-from .metrics._arrays import Array, as_float, probs_and_labels
+from ._checks import check_int
+from .likelihoods import Categorical, Gaussian
+from .metrics._arrays import Array, as_labels
+from .metrics.classification import _bin_index
 from .sampling import deterministic, sample
 
 __all__ = ["Evaluation", "convergence_grid", "evaluate"]
@@ -70,9 +85,14 @@ class Evaluation:
         computed from the first T samples and its jackknife standard error.
     mc_predictive, det_predictive : arrays
         Classification: probabilities (N, K) or (N,); regression: mean and std
-        stacked as (N, 2).
+        stacked on the last axis, (N, 2), or (N, D, 2) for D targets.
     targets : array
-        Labels or regression targets.
+        Labels, or regression targets (N,) or (N, D).
+    meta : dict
+        ``likelihood`` (its repr), ``num_targets`` and anything the caller adds.
+
+    With D > 1 regression targets every metric is the mean over targets and
+    ``"<metric>[d]"`` holds target d's value; per-example arrays are (N, D).
     """
 
     task: str
@@ -122,237 +142,342 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _jackknife(stat: Callable[[Array], float], samples: Array, max_groups: int = 20) -> tuple[float, float]:
-    """Statistic of the sample mean over axis 0 and its jackknife SE.
 
-    ``samples`` is (T, ...). With T <= ``max_groups`` every sample is left out
-    in turn; above, the delete-a-group jackknife over ``max_groups`` equal
-    groups keeps the cost bounded. Leave-out means are (T mean - sum_g)/(T - n_g).
+def _jackknife_se(loo: Array) -> float:
+    """Jackknife standard error from leave-a-group-out values (NaN for fewer than two)."""
+    g = len(loo)
+    if g < 2:
+        return float("nan")
+    return math.sqrt((g - 1) / g * float(np.sum((loo - loo.mean()) ** 2)))
+
+
+class _Convergence:
+    """Sums behind the convergence-in-T curves, accumulated batch by batch.
+
+    For every T of :func:`convergence_grid` and every variant of the mean of
+    the first T samples (the full mean, then the delete-a-group means over at
+    most ``max_groups`` equal groups: ``(T mean - group sum) / (T - n_g)``),
+    ``stat_sums`` maps that mean to a vector of per-example sums (correct
+    counts, NLL sums, calibration bins, ...). ``finish`` turns a vector and
+    the number of examples into metric values; the jackknife over the
+    variants gives their standard errors.
     """
-    t = samples.shape[0]
-    full = samples.mean(0)
-    value = stat(full)
-    if t < 2:
-        return value, float("nan")
-    groups = np.array_split(np.arange(t), min(t, max_groups))
-    g = len(groups)
-    loo = np.array([stat((t * full - samples[idx].sum(0)) / (t - len(idx))) for idx in groups])
-    se = math.sqrt((g - 1) / g * np.sum((loo - loo.mean()) ** 2))
-    return value, se
+
+    def __init__(self, num_samples: int, size: int, max_groups: int = 20) -> None:
+        self.grid = convergence_grid(num_samples)
+        self.groups = [np.array_split(np.arange(t), min(t, max_groups)) if t > 1 else [] for t in self.grid]
+        self.sums = np.zeros((len(self.grid), 1 + max_groups, size))
+
+    def add(self, samples: Array, stat_sums: Callable[[Array], Array]) -> None:
+        for i, t in enumerate(self.grid):
+            total = samples[:t].sum(0)
+            self.sums[i, 0] += stat_sums(total / t)
+            for j, idx in enumerate(self.groups[i], start=1):
+                self.sums[i, j] += stat_sums((total - samples[idx].sum(0)) / (t - len(idx)))
+
+    def finish(self, count: float, metrics: Callable[[Array, float], dict[str, float]]) -> dict[str, Any]:
+        sums = D.all_reduce_sum(torch.from_numpy(self.sums)).numpy()
+        out: dict[str, Any] = {"T": self.grid}
+        for i in range(len(self.grid)):
+            full = metrics(sums[i, 0], count)
+            loo = [metrics(sums[i, j], count) for j in range(1, 1 + len(self.groups[i]))]
+            for name, value in full.items():
+                entry = out.setdefault(name, {"value": [], "se": []})
+                entry["value"].append(value)
+                entry["se"].append(_jackknife_se(np.array([m[name] for m in loo])))
+        return out
 
 
-def _convergence(samples: Array, metrics: dict[str, Callable[[Array], float]]) -> dict[str, Any]:
-    grid = convergence_grid(samples.shape[0])
-    out: dict[str, Any] = {"T": grid}
-    for name, fn in metrics.items():
-        vals, ses = [], []
-        for t in grid:
-            v, se = _jackknife(fn, samples[:t])
-            vals.append(v)
-            ses.append(se)
-        out[name] = {"value": vals, "se": ses}
+# ----------------------------------------------------------------- classification
+
+_N_BINS = 15
+_EDGES = np.linspace(0.0, 1.0, _N_BINS + 1)
+
+
+def _class_sums(p: Array, y: npt.NDArray[np.int64]) -> Array:
+    """Correct count, NLL sum, Brier sum and the 15 ECE bins (count, correct, confidence) of means ``p``."""
+    if p.ndim == 2:
+        py, pred, conf = p[np.arange(len(y)), y], p.argmax(1), p.max(1)
+        outcome = (pred == y).astype(np.float64)
+        sq = np.sum(p**2, 1) - 2 * py + 1
+    else:
+        py, pred, conf = np.where(y == 1, p, 1 - p), (p > 0.5).astype(np.int64), p
+        outcome, sq = y.astype(np.float64), (p - y) ** 2
+    with np.errstate(divide="ignore"):
+        nll = -np.log(py).sum()
+    idx = _bin_index(conf, _EDGES, right=False)
+    bins = [np.bincount(idx, weights=w, minlength=_N_BINS) for w in (np.ones_like(conf), outcome, conf)]
+    return np.concatenate([[np.sum(pred == y), nll, sq.sum()], *bins])
+
+
+def _class_metrics(s: Array, n: float) -> dict[str, float]:
+    ece = np.abs(s[3 + _N_BINS : 3 + 2 * _N_BINS] - s[3 + 2 * _N_BINS :]).sum() / n
+    return {"accuracy": float(s[0] / n), "nll": float(s[1] / n), "brier": float(s[2] / n), "ece": float(ece)}
+
+
+def _probs(out: Tensor) -> Array:
+    """(T, B) or (T, B, 1) logits -> P(y = 1) via the sigmoid; (T, B, K) -> softmax. On the CPU in float64."""
+    out = out.detach().cpu().double()
+    if out.ndim == 3 and out.shape[-1] == 1:
+        out = out[..., 0]
+    return (torch.sigmoid(out) if out.ndim == 2 else torch.softmax(out, dim=-1)).numpy()
+
+
+class _Classification:
+    task = "classification"
+
+    def __init__(self, likelihood: Categorical, num_samples: int) -> None:
+        self.likelihood, self.num_samples = likelihood, num_samples
+        self.conv = _Convergence(num_samples, 3 + 3 * _N_BINS)
+        self.parts: list[dict[str, Array]] = []
+
+    def add(self, samples: Tensor, det_out: Tensor, target: Tensor) -> None:
+        probs, det = _probs(samples), _probs(det_out[None])[0]
+        if probs.ndim not in (2, 3):
+            raise ValueError(
+                "evaluate with a Categorical likelihood needs logits (N, K) or one logit column (N,)/(N, 1). "
+                f"Got outputs of shape {tuple(det_out.shape)} instead."
+            )
+        k = probs.shape[-1] if probs.ndim == 3 else 2
+        labels = as_labels(target.cpu().numpy().reshape(-1), probs.shape[1], k, "y")
+        mc = probs.mean(0)
+        samples3 = probs if probs.ndim == 3 else np.stack([1 - probs, probs], -1)
+        det3 = det[None] if det.ndim == 2 else np.stack([1 - det, det], -1)[None]
+        pred = mc.argmax(1) if mc.ndim == 2 else (mc > 0.5).astype(np.int64)
+        self.parts.append(
+            {
+                "mc": mc,
+                "det": det,
+                "labels": labels,
+                "entropy": M.predictive_entropy(samples3),
+                "expected_entropy": M.expected_entropy(samples3),
+                "mutual_information": M.mutual_information(samples3),
+                "variation_ratio": M.variation_ratio(samples3),
+                "det_entropy": M.predictive_entropy(det3),
+                "gap_kl": M.per_example_gap(mc, det)["kl_mc_det"],
+                "error": (pred != labels).astype(np.float64),
+            }
+        )
+        self.conv.add(probs, lambda p: _class_sums(p, labels))
+
+    def finish(self, per: dict[str, Array]) -> Evaluation:
+        mc, det, labels = per.pop("mc"), per.pop("det"), per.pop("labels")
+
+        def scores(p: Array) -> dict[str, float]:
+            return {
+                "accuracy": M.accuracy(p, labels),
+                "nll": M.nll(p, labels),
+                "brier": M.brier(p, labels),
+                "ece": M.ece(p, labels),
+                "mce": M.ece(p, labels, norm="max"),
+                "aurc": M.aurc(p, labels),
+                "misclassification_auroc": M.misclassification_auroc(p, labels),
+            }
+
+        conv = self.conv.finish(float(len(labels)), _class_metrics)
+        gap = M.ensemble_gap(mc, det, labels)
+        return Evaluation(self.task, self.num_samples, scores(mc), scores(det), gap, per, conv, mc, det, labels * 1.0)
+
+
+# ----------------------------------------------------------------- regression
+
+
+def _np(t: Tensor) -> Array:
+    return t.detach().cpu().double().numpy()
+
+
+class _Regression:
+    task = "regression"
+
+    def __init__(self, likelihood: Gaussian, num_samples: int) -> None:
+        self.likelihood, self.num_samples, self.d = likelihood, num_samples, likelihood.num_targets
+        self.conv = _Convergence(num_samples, 2)
+        self.parts: list[dict[str, Array]] = []
+
+    def _split(self, out: Tensor, passes: int) -> tuple[Array, Array]:
+        """Means and noise variances ``(..., B, D)`` of outputs ``(..., B, C)`` as the likelihood reads them."""
+        lead = out.shape[: passes + 1]
+        flat = out.reshape(-1) if out.ndim == passes + 1 else out.reshape(math.prod(lead), -1)
+        mean, log_var = self.likelihood.split(flat.detach().cpu().double())
+        return _np(mean).reshape(*lead, self.d), np.exp(_np(log_var)).reshape(*lead, self.d)
+
+    def add(self, samples: Tensor, det_out: Tensor, target: Tensor) -> None:
+        mu, noise_var = self._split(samples, 1)  # (T, B, D)
+        det_mu, det_var = self._split(det_out, 0)  # (B, D)
+        b = mu.shape[1]
+        y = _np(target)
+        if y.size != b * self.d:
+            raise ValueError(
+                f"The 'y' parameter of evaluate must have {self.d} target(s) per example ({b * self.d} for this "
+                f"batch of {b}). Got {y.size} values (shape {tuple(target.shape)}) instead."
+            )
+        y = y.reshape(b, self.d)
+        t = mu.shape[0]
+        log_lik = -0.5 * (np.log(2 * np.pi * noise_var) + (y - mu) ** 2 / noise_var)  # (T, B, D)
+        mix = -(torch.logsumexp(torch.from_numpy(log_lik), 0).numpy() - math.log(t))
+        self.parts.append(
+            {
+                "mean": mu.mean(0),
+                "epistemic_var": mu.var(0),  # ddof = 0
+                "aleatoric_var": noise_var.mean(0),
+                "det_mean": det_mu,
+                "det_var": det_var,
+                "target": y,
+                "mixture_nll": mix,
+            }
+        )
+        stacked = np.stack([mu, noise_var], -1)  # (T, B, D, 2)
+        self.conv.add(stacked, lambda s: np.array([np.sum((s[..., 0] - y) ** 2), np.sum(s[..., 1])]))
+
+    def finish(self, per: dict[str, Array]) -> Evaluation:
+        mean, det_mu, det_var, y, mix = (per.pop(k) for k in ("mean", "det_mean", "det_var", "target", "mixture_nll"))
+        epi, alea = per["epistemic_var"], per["aleatoric_var"]
+        total = epi + alea
+        std, det_std = np.sqrt(total), np.sqrt(det_var)
+
+        def scores(m: Array, s: Array, d: int) -> dict[str, float]:
+            return {
+                "rmse": M.rmse(m[:, d], y[:, d]),
+                "nll": M.gaussian_nll(m[:, d], s[:, d], y[:, d]),
+                "crps": M.crps_gaussian(m[:, d], s[:, d], y[:, d]),
+                "coverage_95": M.interval_coverage(m[:, d], s[:, d], y[:, d], 0.95),
+                "width_95": M.interval_width(s[:, d], 0.95),
+                "miscalibration_area": M.miscalibration_area(m[:, d], s[:, d], y[:, d]),
+            }
+
+        mc_d, det_d, gap_d = [], [], []
+        for d in range(self.d):
+            mc_d.append({**scores(mean, std, d), "mixture_nll": float(mix[:, d].mean())})
+            det_d.append(scores(det_mu, det_std, d))
+            gap_d.append(M.regression_gap(mean[:, d], std[:, d], det_mu[:, d], det_std[:, d], y[:, d]))
+        n = float(len(y))
+        conv = self.conv.finish(
+            n, lambda s, n: {"rmse": math.sqrt(s[0] / (n * self.d)), "mean_noise_var": float(s[1] / (n * self.d))}
+        )
+        per["total_var"], per["abs_error"] = total, np.abs(mean - y)
+        one = (lambda a: a[:, 0]) if self.d == 1 else (lambda a: a)  # drop the target axis when D = 1
+        return Evaluation(
+            self.task,
+            self.num_samples,
+            _per_target(mc_d),
+            _per_target(det_d),
+            _per_target(gap_d),
+            {k: one(v) for k, v in per.items()},
+            conv,
+            one(np.stack([mean, std], -1)),
+            one(np.stack([det_mu, det_std], -1)),
+            one(y),
+        )
+
+
+def _per_target(scores: list[dict[str, float]]) -> dict[str, float]:
+    """The mean over targets of each metric, then ``name[d]`` per target when there are several."""
+    out = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+    if len(scores) > 1:
+        out.update({f"{k}[{d}]": v for d, s in enumerate(scores) for k, v in s.items()})
     return out
 
 
-def _to_probs(out: Tensor, output: str, per_example_ndim: int) -> Tensor:
-    """Model output -> probabilities.
-
-    ``per_example_ndim`` is the number of dimensions of one example's output:
-    0 (a scalar logit) or a last dimension of size 1 gives P(y = 1) via the
-    sigmoid; K >= 2 columns give a softmax (or are taken as they are for
-    ``output="probs"``).
-    """
-    scalar = per_example_ndim == 0 or out.shape[-1] == 1
-    if scalar and per_example_ndim > 0:
-        out = out[..., 0]
-    if output == "probs":
-        return out
-    return torch.sigmoid(out) if scalar else torch.softmax(out, dim=-1)
+# ----------------------------------------------------------------- the driver
 
 
-def _classification(model: nn.Module, x: Tensor, y: Any, num_samples: int, seed: int | None, output: str) -> Evaluation:
-    with torch.no_grad():
-        logits = sample(model, x, num_samples, seed=seed)
-        with deterministic(model):
-            det_out = model(x)
-    prob_samples = _to_probs(logits.double(), output, det_out.ndim - 1).cpu().numpy()
-    det = _to_probs(det_out.double(), output, det_out.ndim - 1).cpu().numpy()
-    mc = prob_samples.mean(0)
-    labels = probs_and_labels(mc, y)[1]
-
-    def scores(p: Array) -> dict[str, float]:
-        return {
-            "accuracy": M.accuracy(p, labels),
-            "nll": M.nll(p, labels),
-            "brier": M.brier(p, labels),
-            "ece": M.ece(p, labels),
-            "mce": M.ece(p, labels, norm="max"),
-            "aurc": M.aurc(p, labels),
-            "misclassification_auroc": M.misclassification_auroc(p, labels),
-        }
-
-    samples3 = prob_samples if prob_samples.ndim == 3 else np.stack([1 - prob_samples, prob_samples], -1)
-    per = M.per_example_gap(mc, det)
-    pred = mc.argmax(1) if mc.ndim == 2 else (mc > 0.5).astype(np.int64)
-    per_example = {
-        "entropy": M.predictive_entropy(samples3),
-        "expected_entropy": M.expected_entropy(samples3),
-        "mutual_information": M.mutual_information(samples3),
-        "variation_ratio": M.variation_ratio(samples3),
-        "det_entropy": M.predictive_entropy(det[None] if det.ndim == 2 else np.stack([1 - det, det], -1)[None]),
-        "gap_kl": per["kl_mc_det"],
-        "error": (pred != labels).astype(np.float64),
-    }
-    conv = _convergence(
-        prob_samples,
-        {
-            "accuracy": lambda p: M.accuracy(p, labels),
-            "nll": lambda p: M.nll(p, labels),
-            "brier": lambda p: M.brier(p, labels),
-            "ece": lambda p: M.ece(p, labels),
-        },
-    )
-    return Evaluation(
-        "classification",
-        num_samples,
-        scores(mc),
-        scores(det),
-        M.ensemble_gap(mc, det, labels),
-        per_example,
-        conv,
-        mc,
-        det,
-        labels.astype(np.float64),
-    )
+def _shard_positions(data: Iterable[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None:
+    """Dataset indices of this rank's examples and which are not padding, under a DistributedSampler."""
+    sampler = _data.sampler_of(data)
+    if not (D.is_distributed() and isinstance(sampler, DistributedSampler)):
+        return None
+    idx = np.fromiter(iter(sampler), dtype=np.int64)
+    position = sampler.rank + sampler.num_replicas * np.arange(len(idx))
+    return idx, position < len(sampler.dataset)  # type: ignore[arg-type]
 
 
-def _regression(
-    model: nn.Module, x: Tensor, y: Any, num_samples: int, seed: int | None, noise_std: float | None
-) -> Evaluation:
-    with torch.no_grad():
-        out = sample(model, x, num_samples, seed=seed).double()
-        with deterministic(model):
-            det_out = model(x).double()
-    target = as_float(y, "y").reshape(-1)
-    if out.ndim == 2:
-        out, det_out = out[..., None], det_out[..., None]
-    if out.shape[-1] not in (1, 2) or out.ndim != 3:
-        raise ValueError(
-            "evaluate(task='regression') needs a model returning (N,), (N, 1) means or (N, 2) means and "
-            f"log-variances. Got output shape {tuple(det_out.shape)} instead."
-        )
-    mu = out[..., 0].cpu().numpy()
-    det_mu = det_out[..., 0].cpu().numpy()
-    if noise_std is not None:
-        noise_var = np.full_like(mu, float(noise_std) ** 2)
-        det_var = np.full_like(det_mu, float(noise_std) ** 2)
-        source = "noise_std argument"
-    elif out.shape[-1] == 2:
-        noise_var = out[..., 1].exp().cpu().numpy()
-        det_var = det_out[..., 1].exp().cpu().numpy()
-        source = "model log-variance output"
-    elif getattr(model, "noise_std", None) is not None:
-        ns = float(model.noise_std)  # type: ignore[arg-type]
-        noise_var, det_var = np.full_like(mu, ns**2), np.full_like(det_mu, ns**2)
-        source = "model.noise_std"
-    else:
-        raise ValueError(
-            "evaluate(task='regression') needs the observation noise: pass noise_std=..., return a second "
-            "output column of log-variances, or give the model a 'noise_std' attribute."
-        )
-    if mu.shape[1] != target.shape[0]:
-        raise ValueError(f"The 'y' parameter must have {mu.shape[1]} targets. Got {target.shape[0]} instead.")
-    mean = mu.mean(0)
-    epistemic = mu.var(0)  # ddof = 0
-    aleatoric = noise_var.mean(0)
-    total = epistemic + aleatoric
-    std = np.sqrt(total)
-    det_std = np.sqrt(det_var)
-
-    def scores(m: Array, s: Array) -> dict[str, float]:
-        return {
-            "rmse": M.rmse(m, target),
-            "nll": M.gaussian_nll(m, s, target),
-            "crps": M.crps_gaussian(m, s, target),
-            "coverage_95": M.interval_coverage(m, s, target, 0.95),
-            "width_95": M.interval_width(s, 0.95),
-            "miscalibration_area": M.miscalibration_area(m, s, target),
-        }
-
-    mc_scores = scores(mean, std)
-    mc_scores["mixture_nll"] = M.mixture_nll(mu, target, np.sqrt(noise_var))
-    stacked = np.stack([mu, noise_var], -1)  # (T, N, 2)
-    conv = _convergence(
-        stacked,
-        {
-            "rmse": lambda s: M.rmse(s[:, 0], target),
-            "mean_noise_var": lambda s: float(s[:, 1].mean()),
-        },
-    )
-    return Evaluation(
-        "regression",
-        num_samples,
-        mc_scores,
-        scores(det_mu, det_std),
-        M.regression_gap(mean, std, det_mu, det_std, target),
-        {
-            "epistemic_var": epistemic,
-            "aleatoric_var": aleatoric,
-            "total_var": total,
-            "abs_error": np.abs(mean - target),
-        },
-        conv,
-        np.stack([mean, std], 1),
-        np.stack([det_mu, det_std], 1),
-        target,
-        {"aleatoric_source": source},
-    )
+def _gather(parts: list[dict[str, Array]], shard: tuple[Any, Any] | None, seen: int) -> dict[str, Array]:
+    """Per-example arrays of the whole set: this rank's, or every rank's in dataset order (padding was dropped)."""
+    if not parts:
+        raise ValueError("The 'data' parameter of evaluate yielded no batch.")
+    local = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if shard is None:
+        return local
+    idx, keep = shard[0][:seen], shard[1][:seen]
+    everyone = D.all_gather_objects((idx[keep], local))
+    order = np.argsort(np.concatenate([e[0] for e in everyone]), kind="stable")
+    return {k: np.concatenate([e[1][k] for e in everyone])[order] for k in local}
 
 
 def evaluate(
     model: nn.Module,
-    x: Tensor,
-    y: Any,
+    data: Any,
+    y: Any = None,
     *,
-    task: str = "classification",
+    likelihood: Categorical | Gaussian | None = None,
     num_samples: int = 100,
+    output: _data.Output = None,
+    train_mode: bool = False,
     seed: int | None = None,
-    noise_std: float | None = None,
-    output: str = "logits",
+    batch_size: int = 256,
+    progress: bool = False,
 ) -> Evaluation:
-    """Sample the MC predictive, run the eval-mode pass and measure both.
+    """Sample the MC predictive, run the eval-mode pass and measure both, batch by batch.
 
-    Classification: the model returns logits ``(N, K)`` (softmax per sample)
-    or one logit column (sigmoid, P(y = 1)); with ``output="probs"`` it returns
-    probabilities. The MC predictive is the mean of the per-sample
-    probabilities. Regression: the model returns means ``(N,)``/``(N, 1)`` or
-    means and log-variances ``(N, 2)``; the predictive variance is the
-    variance of the sampled means (ddof 0, epistemic) plus the mean noise
-    variance (aleatoric), which comes from ``noise_std``, the model's
-    log-variance column, or a ``noise_std`` attribute of the model, in that
-    order.
+    What the model's outputs mean comes from ``likelihood``:
+
+    - ``Categorical()`` (the default): logits ``(N, K)`` (softmax per
+      sample) or one logit column ``(N,)``/``(N, 1)`` (sigmoid, P(y = 1)).
+      The MC predictive is the mean of the per-sample probabilities. A model
+      that returns probabilities: ``output=lambda p: p.log()``.
+    - ``Gaussian(num_targets=D)``: means ``(N, D)`` with the likelihood's
+      homoscedastic noise (learned or fixed).
+    - ``Gaussian(heteroscedastic=True, num_targets=D)``: means then
+      log-variances, ``(N, 2 D)``.
+
+    The regression predictive variance is the variance of the sampled means
+    (ddof 0, epistemic) plus the mean noise variance (aleatoric); with D
+    targets every metric is given per target and averaged.
 
     Parameters
     ----------
     model : nn.Module
-        A model with stochastic layers.
-    x : Tensor
-        Inputs ``(N, ...)``.
-    y : array-like
-        Labels (classification) or targets (regression), length N.
-    task : {"classification", "regression"}
+        A model with stochastic layers (a DDP wrapper is looked through).
+    data : Tensor, tuple/dict of tensors, (X, y), Dataset or DataLoader
+        Inputs with ``y`` given, or data as in :func:`bayesdrop.fit`. A
+        DataLoader streams: memory grows with N, never with N x T beyond one
+        batch. Under torch.distributed with a ``DistributedSampler`` the
+        metrics are those of the whole set on every rank (padding examples
+        are dropped); without a process group, one process.
+    y : array-like, optional
+        Labels or targets when ``data`` holds the inputs only.
+    likelihood : Categorical or Gaussian, optional
+        How to read the outputs (see above); ``Categorical()`` by default.
     num_samples : int
         T, the number of MC samples (100 by default).
+    output : int, str or callable, optional
+        Picks the tensor from a model that returns a tuple, dict or
+        ``ModelOutput`` (see :func:`bayesdrop.sample`).
+    train_mode : bool
+        Sample with ``sampling(model, train_mode=True)`` (functional and
+        attention dropout).
     seed : int, optional
-        Seed of :func:`bayesdrop.sample`.
-    noise_std : float, optional
-        Observation noise std for regression models that carry none.
-    output : {"logits", "probs"}
-        What a classifier returns.
+        Makes the draws reproducible without touching the global RNG. Each
+        batch's noise comes from the seed combined with the batch's position
+        (and, under torch.distributed, the rank); unseeded, the seed is drawn
+        from torch's global RNG.
+    batch_size : int
+        Batch size for in-memory data (a DataLoader keeps its own).
+    progress : bool
+        A progress bar over the batches (rank 0).
 
     Returns
     -------
     Evaluation
+
+    Raises
+    ------
+    TypeError
+        If the data yields anything but ``(x, y)`` batches, or the likelihood
+        is not a Categorical or Gaussian.
+    ValueError
+        If the outputs do not fit the likelihood, labels are out of range or
+        the targets do not match the likelihood's ``num_targets``.
 
     Examples
     --------
@@ -361,12 +486,38 @@ def evaluate(
     >>> sorted(ev.gap)[:3], ev.convergence["T"]
     (['delta_accuracy', 'delta_brier', 'delta_ece'], [1, 2, 5, 10])
     """
-    check_tensor(x, "x", "evaluate")
-    check_option(task, "task", "evaluate", ("classification", "regression"))
-    check_option(output, "output", "evaluate", ("logits", "probs"))
     num_samples = check_int(num_samples, "num_samples", "evaluate")
-    if noise_std is not None and (not isinstance(noise_std, (int, float)) or not noise_std > 0):
-        raise ValueError(f"The 'noise_std' parameter of evaluate must be a positive float. Got {noise_std!r} instead.")
-    if task == "classification":
-        return _classification(model, x, y, num_samples, seed, output)
-    return _regression(model, x, y, num_samples, seed, noise_std)
+    batch_size = check_int(batch_size, "batch_size", "evaluate")
+    likelihood = Categorical() if likelihood is None else likelihood
+    if not isinstance(likelihood, (Categorical, Gaussian)):
+        raise TypeError(
+            "The 'likelihood' parameter of evaluate must be a Categorical or Gaussian. "
+            f"Got {type(likelihood).__name__} instead."
+        )
+    categorical = isinstance(likelihood, Categorical)
+    if y is None and isinstance(data, Tensor):
+        raise TypeError("The 'y' parameter of evaluate is required when 'data' is a tensor of inputs.")
+    loader = _data.batches(
+        data, y, batch_size=batch_size, shuffle=False, name="data", owner="evaluate", categorical=categorical
+    )
+    model = _data.unwrap(model)
+    device, dtype = _data.device_dtype(model)
+    acc = _Classification(likelihood, num_samples) if isinstance(likelihood, Categorical) else _Regression(likelihood, num_samples)
+    base = int(torch.randint(0, 2**62, ())) if seed is None else seed
+    shard, seen = _shard_positions(loader), 0
+    bar = tqdm(loader, desc="evaluate", disable=not progress or D.rank() != 0, leave=False)
+    with torch.no_grad():
+        for i, batch in enumerate(bar):
+            x, target = _data.split(batch, "data", "evaluate")
+            x = _data.to_model(x, device, dtype)
+            s = sample(model, x, num_samples, output=output, train_mode=train_mode, seed=D.derive_seed(base, i))
+            with deterministic(model):
+                det = _data.select(_data.call(model, x), output, "evaluate")
+            if shard is not None:
+                keep = torch.from_numpy(shard[1][seen : seen + len(target)])
+                s, det, target = s[:, keep.to(s.device)], det[keep.to(det.device)], target[keep]
+            seen += len(batch[1])
+            acc.add(s, det, target)  # type: ignore[arg-type]
+    ev = acc.finish(_gather(acc.parts, shard, seen))
+    ev.meta.update(likelihood=repr(likelihood), num_targets=getattr(likelihood, "num_targets", 1))
+    return ev

@@ -70,24 +70,25 @@ def _figures(ev: Evaluation) -> dict[str, Any]:
         )
         metric = "nll"
     else:
-        mean, std = ev.mc_predictive[:, 0], ev.mc_predictive[:, 1]
+        # D targets: every (example, target) pair is one point of the figures.
+        mean, std = ev.mc_predictive[..., 0].ravel(), ev.mc_predictive[..., 1].ravel()
         add(
             "regression_calibration",
             "Observed against expected coverage of central intervals (MC predictive).",
-            lambda ax: plots.regression_calibration(mean, std, ev.targets, ax=ax, label="MC predictive"),
+            lambda ax: plots.regression_calibration(mean, std, ev.targets.ravel(), ax=ax, label="MC predictive"),
         )
         add(
             "uncertainty_vs_error",
             "Absolute error against the predictive std (mean per decile).",
             lambda ax: plots.uncertainty_vs_error(
-                std, ev.per_example["abs_error"], ax=ax, xlabel="predictive std", ylabel="|error|"
+                std, ev.per_example["abs_error"].ravel(), ax=ax, xlabel="predictive std", ylabel="|error|"
             ),
         )
         add(
             "gap_histogram",
             "Per-example difference between the MC mean and the deterministic mean.",
             lambda ax: plots.gap_histogram(
-                mean - ev.det_predictive[:, 0], ax=ax, xlabel="MC mean - deterministic mean"
+                mean - ev.det_predictive[..., 0].ravel(), ax=ax, xlabel="MC mean - deterministic mean"
             ),
         )
         metric = "rmse"

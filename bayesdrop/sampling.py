@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_int, check_tensor
+from . import _data
+from ._checks import check_int
+from ._distributed import rank_seed
 from .nn._protocol import StochasticModule, deterministic
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "deterministic", "is_stochastic", "sample", "sampling"]
@@ -29,9 +32,18 @@ TORCH_DROPOUTS: tuple[type[nn.Module], ...] = (
     nn.FeatureAlphaDropout,
 )
 
-#: Default memory budget of one forward pass of :func:`sample`: the tiled
-#: input rows of one chunk take at most this many bytes (8 MiB), which keeps
-#: the activations of typical MLPs inside the CPU's last-level cache.
+#: Torch modules with a fused eval-mode "fast path" that skips their dropout
+#: submodules; :func:`sampling` keeps them in train mode so that the path
+#: through their dropout modules runs (their other children stay in eval).
+FAST_PATH_MODULES: tuple[type[nn.Module], ...] = (nn.TransformerEncoderLayer, nn.TransformerEncoder)
+
+#: Normalisation layers kept in eval mode by ``sampling(train_mode=True)``.
+NORMS_WITH_STATS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._NormBase,)
+
+#: Default memory budget of one forward pass of :func:`sample`: one chunk of
+#: the tiled batch takes at most this many bytes in the model's widest
+#: activation (the input included), 8 MiB, which keeps the activations of
+#: typical MLPs inside the CPU's last-level cache.
 DEFAULT_CHUNK_BYTES = 8 * 2**20
 
 
@@ -40,16 +52,52 @@ def is_stochastic(module: nn.Module) -> bool:
     return isinstance(module, (StochasticModule, *TORCH_DROPOUTS))
 
 
+def _stateful_non_norms(model: nn.Module) -> list[str]:
+    """Modules other than torch's norm layers that own running statistics."""
+    found = []
+    for name, m in model.named_modules():
+        if isinstance(m, NORMS_WITH_STATS):
+            continue
+        own = [b for b, _ in m.named_buffers(recurse=False) if b.startswith("running") or b == "num_batches_tracked"]
+        if own:
+            found.append(f"{name or type(m).__name__}.{own[0]}")
+    return found
+
+
 @contextmanager
-def sampling(model: nn.Module) -> Iterator[nn.Module]:
+def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Module]:
     """Make ``model``'s stochastic layers sample while everything else stays in eval.
 
     Inside the block every module is in eval mode (BatchNorm uses and keeps
     its running statistics), bayesdrop's stochastic layers and torch's dropout
     modules (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``,
-    ``FeatureAlphaDropout``) draw noise. Every module's previous ``training``
-    flag and sampling state are restored on exit, also when an exception is
-    raised.
+    ``FeatureAlphaDropout``) draw noise. ``nn.TransformerEncoderLayer`` and
+    ``nn.TransformerEncoder`` stay in train mode, since in eval their fused
+    fast path would skip their dropout modules.
+
+    With ``train_mode=True`` the whole model is in train mode except the
+    normalisation layers with running statistics (BatchNorm, InstanceNorm
+    with ``track_running_stats``), so dropout that a forward applies
+    functionally, gated on ``self.training`` (``F.dropout(x, p,
+    training=self.training)``, the attention dropout of
+    ``nn.MultiheadAttention`` and most transformer code), samples too.
+
+    Every module's previous ``training`` flag and sampling state are restored
+    on exit, also when an exception is raised.
+
+    Parameters
+    ----------
+    model : nn.Module
+    train_mode : bool
+        Train mode for everything but normalisation layers (see above).
+
+    Raises
+    ------
+    ValueError
+        With ``train_mode=True``, if a module other than torch's normalisation
+        layers owns running statistics (buffers named ``running_*``) that
+        train mode would update, or if a buffer changed inside the block (the
+        buffers are then restored).
 
     Examples
     --------
@@ -60,39 +108,87 @@ def sampling(model: nn.Module) -> Iterator[nn.Module]:
     >>> net.training
     True
     """
+    if not isinstance(train_mode, bool):
+        raise TypeError(f"The 'train_mode' parameter of sampling must be a bool. Got {train_mode!r} instead.")
     modules = list(model.modules())
     saved = [(m, m.training, getattr(m, "sampling", None)) for m in modules]
+    buffers: list[tuple[Tensor, Tensor]] = []
+    if train_mode:
+        stateful = _stateful_non_norms(model)
+        if stateful:
+            raise ValueError(
+                "The 'train_mode' parameter of sampling cannot be True for this model: train mode would update the "
+                f"running statistics of {', '.join(stateful[:3])}, which is not a torch normalisation layer. "
+                "Use train_mode=False, or make the layer's statistics follow its own eval mode."
+            )
+        buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
         for m in modules:
-            m.training = False
+            if train_mode:
+                m.training = not isinstance(m, NORMS_WITH_STATS)
+            else:
+                m.training = isinstance(m, (*TORCH_DROPOUTS, *FAST_PATH_MODULES))
             if isinstance(m, StochasticModule):
                 m.sampling = True
-            elif isinstance(m, TORCH_DROPOUTS):
-                m.training = True
         yield model
     finally:
         for m, training, samp in saved:
             m.training = training
             if isinstance(m, StochasticModule):
                 m.sampling = bool(samp)
+        changed = [b for b, old in buffers if not torch.equal(b, old)]
+        for b, old in buffers:
+            b.data.copy_(old)
+    if changed:
+        raise ValueError(
+            "The 'train_mode' parameter of sampling was True and a buffer of the model changed inside the block "
+            f"(shape {tuple(changed[0].shape)}): some layer updates running statistics in train mode. The buffers "
+            "were restored; use train_mode=False for this model."
+        )
 
 
-def _draw(model: nn.Module, x: Tensor, num_samples: int, chunk_rows: int) -> Tensor:
-    n = x.shape[0]
+def _widest_row_bytes(model: nn.Module, x: Any, n: int) -> int:
+    """Bytes per example of the model's widest activation, input included (one eval-mode row)."""
+    widest = _data.row_bytes(x)
+    probe = _data.rows(x, slice(0, 1))
+
+    def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
+        nonlocal widest
+        for t in _data._tensors(out if isinstance(out, (tuple, list, dict)) else [out]):
+            if t.ndim and t.shape[0] == 1:
+                widest = max(widest, t.numel() * t.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad(), deterministic(model):
+            _data.call(model, probe)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(1, widest)
+
+
+def _tile_rows(x: Any, n: int, start: int, stop: int) -> Any:
+    # Row r of the virtual (T * N) tiled batch is example r % N of sample r // N.
+    if stop - start == n and start % n == 0:
+        return x
+    if start % n == 0 and (stop - start) % n == 0:
+        k = (stop - start) // n
+        return _data.rows(x, torch.arange(n).repeat(k)) if not isinstance(x, Tensor) else x.repeat(k, *[1] * (x.ndim - 1))
+    return _data.rows(x, torch.arange(start, stop) % n)
+
+
+def _draw(model: nn.Module, x: Any, n: int, num_samples: int, chunk_rows: int, output: _data.Output) -> Tensor:
     total = num_samples * n
     out: Tensor | None = None
     for start in range(0, total, chunk_rows):
         stop = min(start + chunk_rows, total)
-        # Row r of the virtual (T * N) tiled batch is example r % N of sample r // N.
-        if stop - start == n and start % n == 0:
-            rows = x
-        elif start % n == 0 and (stop - start) % n == 0:
-            rows = x.repeat((stop - start) // n, *([1] * (x.ndim - 1)))
-        else:
-            rows = x[torch.arange(start, stop, device=x.device) % n]
-        y = model(rows)
-        if not isinstance(y, Tensor):
-            raise TypeError(f"sample() needs a model that returns a Tensor. Got {type(y).__name__} instead.")
+        y = _data.select(_data.call(model, _tile_rows(x, n, start, stop)), output, "sample")
+        if y.ndim == 0 or y.shape[0] != stop - start:
+            raise ValueError(
+                f"sample() needs a model output with one row per input row: {stop - start} rows went in, "
+                f"output shape {tuple(y.shape)} came out. Pick a batched output with output=..."
+            )
         if out is None:
             out = y.new_empty((total, *y.shape[1:]))
         out[start:stop] = y
@@ -102,9 +198,11 @@ def _draw(model: nn.Module, x: Tensor, num_samples: int, chunk_rows: int) -> Ten
 
 def sample(
     model: nn.Module,
-    x: Tensor,
+    x: Any,
     num_samples: int,
     *,
+    output: _data.Output = None,
+    train_mode: bool = False,
     seed: int | None = None,
     chunk_size: int | None = None,
 ) -> Tensor:
@@ -119,32 +217,50 @@ def sample(
     Parameters
     ----------
     model : nn.Module
-        Any module with at least one stochastic layer (bayesdrop's layers or
-        torch's dropout modules); BatchNorm and other layers stay in eval.
-    x : Tensor
-        Input batch ``(N, ...)``.
+        Any module with stochastic layers (bayesdrop's layers or torch's
+        dropout modules; with ``train_mode=True`` also functional dropout);
+        BatchNorm and other layers stay in eval. A
+        ``DistributedDataParallel`` wrapper is looked through.
+    x : Tensor, tuple/list of tensors or dict of tensors
+        The input batch, every tensor batched on dim 0 with the same N. A
+        tensor is passed as ``model(x)``, a tuple/list as ``model(*x)``, a
+        dict as ``model(**x)`` (HuggingFace style). Tensors move to the
+        model's device; floating ones take the model's dtype, integer ones
+        (token ids) stay integers.
     num_samples : int
         Number of samples T >= 1.
+    output : int, str or callable, optional
+        Picks the tensor to stack when the model returns a tuple (an index),
+        a dict or a dataclass-like output such as HuggingFace's
+        ``ModelOutput`` (a key, e.g. ``"logits"``), or anything else (a
+        callable, e.g. ``lambda o: o.logits``).
+    train_mode : bool
+        Sample under ``sampling(model, train_mode=True)``: functional dropout
+        gated on ``self.training`` samples too.
     seed : int, optional
         With a seed the draws are reproducible and torch's global RNG state is
-        left as it was; without one they come from the global RNG.
+        left as it was; without one they come from the global RNG. Under
+        torch.distributed the seed (or, unseeded, a draw from the global RNG)
+        is combined with the rank, so two processes never draw the same noise.
     chunk_size : int, optional
         Rows of the tiled batch per forward pass. By default as many as fit
-        :data:`DEFAULT_CHUNK_BYTES` (8 MiB) of input, at least one.
+        :data:`DEFAULT_CHUNK_BYTES` (8 MiB) in the model's widest activation,
+        measured by one eval-mode forward pass of one row; at least one.
 
     Returns
     -------
     Tensor
-        ``(num_samples, N, ...)``: the model's output shape with a new leading
-        sample dimension.
+        ``(num_samples, N, ...)``: the output shape with a new leading sample
+        dimension, on the model's device.
 
     Raises
     ------
     TypeError
-        If ``x`` is not a tensor or the model does not return one.
+        If ``x`` is not a tensor, a tuple/list or a dict of tensors, or the
+        model returns something other than a tensor and ``output`` is None.
     ValueError
-        If ``num_samples`` or ``chunk_size`` is below 1, or the model has no
-        stochastic layer.
+        If ``num_samples`` or ``chunk_size`` is below 1, ``output`` selects
+        nothing, or the model has no stochastic layer (``train_mode=False``).
 
     Examples
     --------
@@ -154,24 +270,26 @@ def sample(
     >>> sample(net, torch.randn(5, 4), 10, seed=0).shape
     torch.Size([10, 5, 2])
     """
-    check_tensor(x, "x", "sample")
+    n = _data.check_input(x, "x", "sample")
     num_samples = check_int(num_samples, "num_samples", "sample")
-    if x.ndim == 0:
-        raise ValueError("The 'x' parameter of sample must have a batch dimension. Got a 0-d tensor instead.")
-    if chunk_size is None:
-        row_bytes = max(1, x[0].numel() * x.element_size())
-        chunk_size = max(1, DEFAULT_CHUNK_BYTES // row_bytes)
-    else:
-        chunk_size = check_int(chunk_size, "chunk_size", "sample")
-    if not any(is_stochastic(m) for m in model.modules()):
+    model = _data.unwrap(model)
+    if not train_mode and not any(is_stochastic(m) for m in model.modules()):
         raise ValueError(
             "sample() needs a model with a stochastic layer (bayesdrop.nn layers or torch's dropout modules); "
-            f"{type(model).__name__} has none, so every sample would be the same."
+            f"{type(model).__name__} has none, so every sample would be the same. For dropout applied functionally "
+            "(F.dropout(training=self.training), attention dropout) pass train_mode=True."
         )
-    with torch.no_grad(), sampling(model):
+    device, dtype = _data.device_dtype(model)
+    x = _data.to_model(x, device, dtype)
+    if chunk_size is None:
+        chunk_size = max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(model, x, n))
+    else:
+        chunk_size = check_int(chunk_size, "chunk_size", "sample")
+    seed = rank_seed(seed)
+    with torch.no_grad(), sampling(model, train_mode=train_mode):
         if seed is None:
-            return _draw(model, x, num_samples, chunk_size)
-        devices = [x.device] if x.device.type == "cuda" else []
+            return _draw(model, x, n, num_samples, chunk_size, output)
+        devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            return _draw(model, x, num_samples, chunk_size)
+            return _draw(model, x, n, num_samples, chunk_size, output)

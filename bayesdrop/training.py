@@ -1,4 +1,4 @@
-"""``fit``: minimise the negative ELBO of a model with learned noise.
+"""``fit`` and ``elbo_loss``: minimise the negative ELBO of a model with learned noise.
 
 The loss per example is the likelihood's NLL plus the KL of the variational
 layers scaled by 1/N_train (Kingma et al. 2015, eq. 3; Molchanov et al. 2017,
@@ -6,6 +6,11 @@ eq. 2): for a minibatch of size M the stochastic estimate of the negative
 ELBO divided by N is ``mean NLL over the batch + KL / N``. A linear warm-up
 multiplies the KL term by ``min(1, t / kl_warmup_epochs)`` (t in epochs,
 updated every step; Sønderby et al. 2016, arXiv:1602.02282).
+
+Under torch.distributed (a ``DistributedDataParallel`` model and a
+``DistributedSampler``) every rank minimises ``mean NLL of its batch + KL /
+N`` with the global N; DDP averages the gradients, so the KL enters each step
+once, not once per rank.
 
 References
 ----------
@@ -20,22 +25,26 @@ import copy
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from . import _data
+from . import _distributed as D
 from ._checks import check_float, check_int
 from .likelihoods import Categorical, Gaussian
-from .nn._protocol import deterministic
+from .nn._protocol import StochasticModule, deterministic
 from .nn.variational import kl_divergence
 
-__all__ = ["History", "fit", "load_checkpoint", "save_atomic"]
+__all__ = ["History", "elbo_loss", "fit", "load_checkpoint", "noise_parameters", "save_atomic"]
+
+OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 Likelihood = Gaussian | Categorical
 
@@ -79,107 +88,399 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def _tensors(data: Any, name: str, categorical: bool) -> tuple[Tensor, Tensor]:
-    if isinstance(data, torch.utils.data.TensorDataset):
-        data = data.tensors
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(
-            f"The '{name}' parameter of fit must be a pair (X, y) of tensors or arrays. Got {type(data).__name__} instead."
-        )
-    x = torch.as_tensor(np.asarray(data[0]) if not isinstance(data[0], Tensor) else data[0]).float()
-    y = torch.as_tensor(np.asarray(data[1]) if not isinstance(data[1], Tensor) else data[1])
-    y = y.long() if categorical else y.float()
-    if len(x) != len(y):
-        raise ValueError(
-            f"The '{name}' parameter of fit must have as many targets as inputs. Got {len(x)} and {len(y)}."
-        )
-    if len(x) == 0:
-        raise ValueError(f"The '{name}' parameter of fit must not be empty.")
-    if not torch.isfinite(x).all() or (not categorical and not torch.isfinite(y).all()):
-        raise ValueError(f"The '{name}' parameter of fit contains NaN or infinite values.")
-    return x, y
+
+def _elbo(
+    model: nn.Module, likelihood: Likelihood, output: Tensor, target: Tensor, dataset_size: int, kl_scale: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    nll = likelihood.nll(output, target)
+    kl = kl_divergence(model)
+    return nll + (kl_scale / dataset_size) * kl, nll, kl
+
+
+def elbo_loss(
+    model: nn.Module,
+    likelihood: Likelihood,
+    output: Tensor,
+    target: Tensor,
+    *,
+    dataset_size: int,
+    kl_scale: float = 1.0,
+) -> Tensor:
+    """The per-example negative ELBO of one batch: ``mean NLL + kl_scale * KL(model) / dataset_size``.
+
+    The loss :func:`fit` minimises, for training in one's own loop (or in
+    Lightning, Accelerate, ...): call the model, then this, then
+    ``backward``. ``kl_scale`` below 1 during the first epochs is a KL
+    warm-up. Under ``DistributedDataParallel`` pass the global dataset size;
+    DDP's gradient averaging then counts the KL once per step.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model whose variational layers give the KL (a DDP wrapper works).
+    likelihood : Gaussian or Categorical
+    output : Tensor
+        The model's output on the batch (what the likelihood reads).
+    target : Tensor
+        The batch's targets.
+    dataset_size : int
+        N, the number of training examples (the whole set, not the batch).
+    kl_scale : float
+        Multiplier of the KL term (1 is the ELBO).
+
+    Returns
+    -------
+    Tensor
+        A scalar with an autograd graph.
+
+    Examples
+    --------
+    >>> from bayesdrop.nn import VariationalLinear
+    >>> net, lik = VariationalLinear(3, 1), Gaussian()
+    >>> x, y = torch.randn(8, 3), torch.randn(8)
+    >>> loss = elbo_loss(net, lik, net(x), y, dataset_size=100)
+    >>> bool(torch.isclose(loss, lik.nll(net(x).detach(), y) + net.kl() / 100, rtol=0.5))
+    True
+    """
+    if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1:
+        raise ValueError(f"The 'dataset_size' parameter of elbo_loss must be an int >= 1. Got {dataset_size!r} instead.")
+    kl_scale = check_float(kl_scale, "kl_scale", "elbo_loss", low=0.0)
+    return _elbo(model, likelihood, output, target, dataset_size, kl_scale)[0]
+
+
+def noise_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters of ``model`` that parameterise noise (log sigma^2, log alpha, a learned noise).
+
+    These are what each stochastic layer lists in ``noise_parameters``
+    (``VariationalLinear``: ``log_sigma2`` or ``log_alpha_param``) and every
+    parameter of a likelihood. :func:`fit` never applies weight decay to them.
+    """
+    found: list[nn.Parameter] = []
+    for m in model.modules():
+        names = m.noise_parameters if isinstance(m, StochasticModule) else ()
+        if isinstance(m, (Gaussian, Categorical)):
+            names = tuple(n for n, _ in m.named_parameters(recurse=False))
+        for n in names:
+            p = getattr(m, n, None)
+            if isinstance(p, nn.Parameter):
+                found.append(p)
+    return found
+
+
+def _param_groups(model: nn.Module, likelihood: Likelihood, weight_decay: float | None) -> list[dict[str, Any]]:
+    """Two groups: weights (decayed) and noise parameters (never decayed)."""
+    noise = {id(p) for p in noise_parameters(model)} | {id(p) for p in likelihood.parameters()}
+    seen: set[int] = set()
+    weights, noisy = [], []
+    for p in [*model.parameters(), *likelihood.parameters()]:
+        if id(p) in seen or not p.requires_grad:
+            continue
+        seen.add(id(p))
+        (noisy if id(p) in noise else weights).append(p)
+    first: dict[str, Any] = {"params": weights}
+    if weight_decay is not None:
+        first["weight_decay"] = weight_decay
+    return [first, {"params": noisy, "weight_decay": 0.0}]
+
+
+# ----------------------------------------------------------------- RNG states
+
+
+def _rng_state(device: torch.device) -> dict[str, Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 @contextlib.contextmanager
-def _rng(seed: int | None) -> Iterator[None]:
+def _rng(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seeded (per rank under torch.distributed) without touching the caller's RNG state."""
+    seed = D.rank_seed(seed)
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
 
 
-def _val_nll(model: nn.Module, likelihood: Likelihood, val: tuple[Tensor, Tensor]) -> float:
-    with torch.no_grad(), deterministic(model):
-        return float(likelihood.nll(model(val[0]), val[1]))
+# ----------------------------------------------------------------- the run
+
+
+@dataclass
+class _Run:
+    """What a checkpoint holds besides the model, likelihood, optimiser and scheduler."""
+
+    history: History
+    epoch: int = 0
+    batch: int = 0  # batches of `epoch` already done
+    sums: list[float] = field(default_factory=lambda: [0.0] * 5)  # loss*k, nll*k, k, kl, batches
+    best_val: float = math.inf
+    best_state: dict[str, Any] | None = None
+    bad_epochs: int = 0
+    epoch_rng: dict[str, Tensor] = field(default_factory=dict)  # RNG + loader order at the epoch's start
+    batch_rng: dict[str, Tensor] = field(default_factory=dict)  # RNG at the start of batch `batch`
+
+
+class _Trainer:
+    """One ``fit`` call: the step, the epoch, validation and the checkpoint state."""
+
+    def __init__(self, model: nn.Module, likelihood: Likelihood, opt: torch.optim.Optimizer, sched: Any, **kw: Any):
+        self.model, self.likelihood, self.opt, self.sched = model, likelihood, opt, sched
+        self.net = _data.unwrap(model)
+        self.__dict__.update(kw)  # data, val, device, dtype, n, kl_scale, warmup, output, checkpoint
+        self.num_batches: int | None = len(self.data) if hasattr(self.data, "__len__") else None
+
+    # -- one step ---------------------------------------------------------------
+    def step(self, x: Any, y: Tensor, t: float) -> tuple[float, float, float, int]:
+        x = _data.to_model(x, self.device, self.dtype)
+        y = _data.to_model(y, self.device, self.dtype)
+        scale = self.kl_scale * (min(1.0, t / self.warmup) if self.warmup else 1.0)
+        out = _data.select(_data.call(self.model, x), self.output, "fit")
+        loss, nll, kl = _elbo(self.net, self.likelihood, out, y, self.n, scale)
+        self.opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        if D.is_distributed():  # the likelihood is outside the DDP wrapper: average its gradients
+            for p in self.likelihood.parameters():
+                if p.grad is not None:
+                    D.all_reduce_sum(p.grad).div_(D.world_size())
+        self.opt.step()
+        return float(loss.detach()), float(nll.detach()), float(kl.detach()), len(y)
+
+    # -- one epoch --------------------------------------------------------------
+    def epoch(self, run: _Run) -> None:
+        """Train one epoch from batch ``run.batch`` on, replaying the order when resuming mid-epoch."""
+        _data.set_epoch(self.data, run.epoch)
+        if run.batch == 0:
+            run.epoch_rng = run.batch_rng = self.capture()
+        else:
+            self.restore(run.epoch_rng)
+        batches = iter(self.data)
+        for _ in range(run.batch):
+            next(batches)
+        if run.batch:
+            self.restore(run.batch_rng)
+        for i, batch in enumerate(batches, start=run.batch):
+            x, y = _data.split(batch, "data", "fit")
+            t = run.epoch + ((i + 1) / self.num_batches if self.num_batches else 1.0)
+            loss, nll, kl, k = self.step(x, y, t)
+            sums = [a + b for a, b in zip(run.sums, (loss * k, nll * k, k, kl, 1), strict=True)]
+            run.sums, run.batch, run.batch_rng = sums, i + 1, self.capture()
+
+    def capture(self) -> dict[str, Tensor]:
+        """RNG states and the loader's generators: what decides the noise and the order from here on."""
+        return {**_rng_state(self.device), **{f"order_{k}": v for k, v in _data.order_state(self.data).items()}}
+
+    def restore(self, state: dict[str, Tensor]) -> None:
+        _set_rng_state(state, self.device)
+        _data.set_order_state(self.data, {k[6:]: v for k, v in state.items() if k.startswith("order_")})
+
+    def close_epoch(self, run: _Run) -> dict[str, str]:
+        """Record the epoch in the history (summed over ranks), validate, step the scheduler."""
+        loss_k, nll_k, k, kl, nb = D.all_reduce_sum(torch.tensor(run.sums, dtype=torch.float64)).tolist()
+        h = run.history
+        h.epoch.append(run.epoch + 1)
+        h.loss.append(loss_k / k)
+        h.nll.append(nll_k / k)
+        h.kl.append(kl / nb)
+        h.kl_scale.append(h.kl_weight * (min(1.0, (run.epoch + 1) / self.warmup) if self.warmup else 1.0))
+        postfix = {"loss": f"{h.loss[-1]:.4f}", "kl": f"{h.kl[-1]:.1f}"}
+        if self.val is not None:
+            v = self.validate()
+            h.val_nll.append(v)
+            postfix["val_nll"] = f"{v:.4f}"
+            if v < run.best_val:
+                state = {"model": self.net.state_dict(), "likelihood": self.likelihood.state_dict()}
+                run.best_val, run.best_state, run.bad_epochs = v, copy.deepcopy(state), 0
+                h.best_epoch = run.epoch + 1
+            else:
+                run.bad_epochs += 1
+        if self.sched is not None:
+            self.sched.step()
+        run.epoch, run.batch, run.sums = run.epoch + 1, 0, [0.0] * 5
+        return postfix
+
+    def validate(self) -> float:
+        """Mean NLL of the eval-mode pass over the validation data (all ranks' batches together)."""
+        total = torch.zeros(2, dtype=torch.float64)
+        with torch.no_grad(), deterministic(self.net):
+            for batch in self.val:
+                x, y = _data.split(batch, "val_data", "fit")
+                x = _data.to_model(x, self.device, self.dtype)
+                y = _data.to_model(y, self.device, self.dtype)
+                out = _data.select(_data.call(self.net, x), self.output, "fit")
+                total += torch.tensor([float(self.likelihood.nll(out, y)) * len(y), len(y)], dtype=torch.float64)
+        if _data.sampler_of(self.val).__class__.__name__ == "DistributedSampler":
+            D.all_reduce_sum(total)
+        return float(total[0] / total[1])
+
+    # -- checkpoints ------------------------------------------------------------
+    def save(self, run: _Run) -> None:
+        """Write the run atomically (rank 0; every rank's RNG states gathered first)."""
+        if self.checkpoint is None:
+            return
+        rngs = D.all_gather_objects((run.epoch_rng, run.batch_rng))
+        if D.rank() != 0:
+            return
+        state = {k: v for k, v in asdict(run).items() if k not in ("history", "epoch_rng", "batch_rng")}
+        save_atomic(
+            {
+                "format": "bayesdrop-checkpoint",
+                "version": 2,
+                "model": self.net.state_dict(),
+                "likelihood": self.likelihood.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": None if self.sched is None else self.sched.state_dict(),
+                "history": run.history.to_dict(),
+                "world_size": D.world_size(),
+                "epoch_rng": [r[0] for r in rngs],
+                "batch_rng": [r[1] for r in rngs],
+                **state,
+            },
+            self.checkpoint,
+        )
+
+    def load(self, path: str | os.PathLike[str]) -> _Run:
+        """The run saved at ``path``, with the model, likelihood, optimiser and scheduler restored."""
+        state = load_checkpoint(path)
+        if state.get("format") != "bayesdrop-checkpoint" or state.get("version") != 2:
+            raise ValueError(
+                f"The 'checkpoint' parameter of fit must name a checkpoint written by this version of fit. "
+                f"Got {str(path)!r} (format {state.get('format')!r}, version {state.get('version')!r}) instead."
+            )
+        if state["world_size"] != D.world_size():
+            raise ValueError(
+                f"The 'checkpoint' {str(path)!r} was written by {state['world_size']} process(es); resuming it "
+                f"needs the same number. Got {D.world_size()} instead."
+            )
+        self.net.load_state_dict(state["model"])
+        self.likelihood.load_state_dict(state["likelihood"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.sched is not None and state["scheduler"] is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        fields = {k: state[k] for k in ("epoch", "batch", "sums", "best_val", "best_state", "bad_epochs")}
+        r = D.rank()
+        return _Run(History(**state["history"]), epoch_rng=state["epoch_rng"][r], batch_rng=state["batch_rng"][r], **fields)
 
 
 def fit(
     model: nn.Module,
-    train_data: Any,
+    data: Any,
     *,
     likelihood: Likelihood,
     epochs: int,
     lr: float = 1e-3,
     batch_size: int = 128,
-    kl_weight: float | None = None,
+    device: torch.device | str | None = None,
+    dataset_size: int | None = None,
+    optimizer: OptimizerFactory | None = None,
+    scheduler: SchedulerFactory | None = None,
+    weight_decay: float = 0.0,
+    kl_scale: float = 1.0,
     kl_warmup_epochs: int = 0,
     val_data: Any = None,
     early_stopping: int | None = None,
+    output: _data.Output = None,
     seed: int | None = None,
     progress: bool = True,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
-    weight_decay: float = 0.0,
 ) -> History:
-    """Train ``model`` and ``likelihood`` by minimising the negative ELBO with Adam.
+    """Train ``model`` and ``likelihood`` by minimising the negative ELBO (:func:`elbo_loss`).
 
     Parameters
     ----------
     model : nn.Module
         Network mapping inputs to the likelihood's parameters (means, or means
-        and log-variances, or logits).
-    train_data : (X, y)
-        Tensors or arrays; X ``(N, ...)``, y ``(N,)`` or ``(N, D)``.
+        and log-variances, or logits); may be wrapped in
+        ``DistributedDataParallel``.
+    data : (X, y), Dataset or iterable of (x, y) batches
+        Arrays/tensors ``(X, y)`` (batched and shuffled by ``fit``), a
+        map-style ``Dataset`` of ``(x, y)`` items (the same), or any
+        re-iterable of ``(x, y)`` batches such as a ``DataLoader`` (used as
+        it is; ``batch_size`` is then ignored). ``x`` is a tensor (called as
+        ``model(x)``), a tuple of tensors (``model(*x)``) or a dict of tensors
+        (``model(**x)``).
     likelihood : Gaussian or Categorical
         Its parameters (a learned noise) are trained too.
     epochs : int
         Passes over the data.
     lr : float
-        Adam learning rate.
+        Learning rate of the default optimiser (Adam).
     batch_size : int
-        Minibatch size.
-    kl_weight : float, optional
-        Weight of the summed KL per example; ``1 / N_train`` by default (the
-        ELBO). 0 trains without the KL.
+        Minibatch size for ``(X, y)`` and ``Dataset`` data.
+    device : torch.device or str, optional
+        Where to train; the model is moved there. By default the device of
+        the model's parameters. Inputs, targets and the likelihood move there;
+        floating inputs take the model's dtype, integer inputs (token ids)
+        stay integers.
+    dataset_size : int, optional
+        N in the KL weight 1/N: by default ``len(data.dataset)`` or the length
+        of ``(X, y)``/``Dataset`` data; required when it cannot be known (an
+        iterable without a sized ``.dataset``). Under torch.distributed, the
+        global size (which ``len(loader.dataset)`` is).
+    optimizer : callable, optional
+        ``param_groups -> torch.optim.Optimizer``, e.g.
+        ``lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.9)``. It
+        receives two groups: the weights (no ``weight_decay`` key, so the
+        optimiser's default applies) and the noise parameters (with
+        ``weight_decay=0``). Default: Adam with ``lr`` and ``weight_decay``.
+    scheduler : callable, optional
+        ``optimizer -> learning-rate scheduler``, stepped once per epoch.
+    weight_decay : float
+        L2 penalty of the default Adam on the weights only; never on noise
+        parameters (``log_sigma2``, ``log_alpha``, the likelihood's noise, see
+        :func:`noise_parameters`).
+    kl_scale : float
+        Multiplier of the KL term (1 is the ELBO, 0 trains without the KL).
     kl_warmup_epochs : int
         Linear warm-up of the KL weight over this many epochs (0: none).
-    val_data : (X, y), optional
-        Validation data; its NLL (eval-mode pass) is recorded every epoch.
+    val_data : like ``data``, optional
+        Validation data; its mean NLL (eval-mode pass) is recorded every epoch.
     early_stopping : int, optional
         Stop after this many epochs without a better validation NLL and
         restore the best weights of the model and the likelihood (requires
         ``val_data``).
+    output : int, str or callable, optional
+        Picks the tensor from a model that returns a tuple, dict or
+        ``ModelOutput`` (see :func:`bayesdrop.sample`).
     seed : int, optional
         Makes the run deterministic (shuffling and noise) and leaves the
-        caller's global RNG state untouched.
+        caller's global RNG state untouched. Under torch.distributed the seed
+        is combined with the rank.
     progress : bool
-        Show a tqdm progress bar with loss, KL and validation NLL.
+        Show a tqdm progress bar with loss, KL and validation NLL (rank 0).
     checkpoint : path, optional
-        Write the full state (model, likelihood, optimiser, epoch and batch,
-        history, RNG states) atomically after every epoch and on
+        Write the full state (model, likelihood, optimiser, scheduler, epoch
+        and batch, history, every rank's RNG states, the loader's generators)
+        atomically after every epoch (rank 0) and, on one process, on
         ``KeyboardInterrupt`` (then re-raised).
     resume : bool
         Continue from ``checkpoint`` if it exists; the result equals an
-        uninterrupted run with the same seed.
-    weight_decay : float
-        L2 penalty of Adam (Gal & Ghahramani's prior term for MC dropout).
+        uninterrupted run with the same seed. Needs data whose order ``fit``
+        can replay: ``(X, y)``, a ``Dataset``, a list of batches, or a
+        ``DataLoader`` over a map-style dataset with a sequential, random,
+        subset-random, weighted-random or distributed sampler.
 
     Returns
     -------
     History
         The model is left in eval mode.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` yields anything but ``(x, y)`` batches of tensors.
+    ValueError
+        If ``dataset_size`` cannot be known, ``resume`` is asked with data
+        whose order ``fit`` cannot replay, or an argument is out of range.
 
     Examples
     --------
@@ -197,8 +498,14 @@ def fit(
     epochs = check_int(epochs, "epochs", "fit")
     batch_size = check_int(batch_size, "batch_size", "fit")
     lr = check_float(lr, "lr", "fit", low=0.0, low_open=True)
+    kl_scale = check_float(kl_scale, "kl_scale", "fit", low=0.0)
     kl_warmup_epochs = check_int(kl_warmup_epochs, "kl_warmup_epochs", "fit", minimum=0)
     weight_decay = check_float(weight_decay, "weight_decay", "fit", low=0.0)
+    if optimizer is not None and weight_decay:
+        raise ValueError(
+            "The 'weight_decay' parameter of fit applies to the default optimiser only. Got weight_decay="
+            f"{weight_decay} with an optimizer factory instead: give the factory its weight_decay."
+        )
     if early_stopping is not None:
         early_stopping = check_int(early_stopping, "early_stopping", "fit")
         if val_data is None:
@@ -206,123 +513,61 @@ def fit(
     if resume and checkpoint is None:
         raise ValueError("The 'resume' parameter of fit needs a checkpoint path.")
     categorical = isinstance(likelihood, Categorical)
-    x, y = _tensors(train_data, "train_data", categorical)
-    val = _tensors(val_data, "val_data", categorical) if val_data is not None else None
-    n = len(x)
-    weight = 1.0 / n if kl_weight is None else check_float(kl_weight, "kl_weight", "fit", low=0.0)
-    params = list(model.parameters()) + list(likelihood.parameters())
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    num_batches = math.ceil(n / batch_size)
-    history = History(kl_weight=weight)
-
-    with _rng(seed):
-        gen = torch.Generator()
-        gen.manual_seed(int(torch.randint(0, 2**62, ())))
-        start_epoch, start_batch, perm = 0, 0, None
-        sums = [0.0, 0.0, 0.0]
-        # best val NLL, best state, epochs without improvement
-        best: tuple[float, dict[str, Any] | None, int] = (math.inf, None, 0)
+    loaders = {"shuffle": True, "batch_size": batch_size, "owner": "fit", "categorical": categorical}
+    data = _data.batches(data, None, name="data", **loaders)  # type: ignore[arg-type]
+    val = None if val_data is None else _data.batches(val_data, None, name="val_data", **loaders)  # type: ignore[arg-type]
+    n = _data.dataset_size(data, dataset_size, "data", "fit")
+    if device is not None:
+        model.to(device)
+    dev, dtype = _data.device_dtype(model)
+    likelihood.to(device=dev, dtype=dtype)
+    groups = _param_groups(model, likelihood, None if optimizer is not None else weight_decay)
+    opt = optimizer(groups) if optimizer is not None else torch.optim.Adam(groups, lr=lr)
+    sched = scheduler(opt) if scheduler is not None else None
+    trainer = _Trainer(
+        model, likelihood, opt, sched, data=data, val=val, device=dev, dtype=dtype, n=n, kl_scale=kl_scale,
+        warmup=kl_warmup_epochs, output=output, checkpoint=checkpoint,
+    )  # fmt: skip
+    with _rng(seed, dev):
+        run = _Run(History(kl_weight=kl_scale / n))
         if resume and checkpoint is not None and Path(checkpoint).exists():
-            state = load_checkpoint(checkpoint)
-            model.load_state_dict(state["model"])
-            likelihood.load_state_dict(state["likelihood"])
-            opt.load_state_dict(state["optimizer"])
-            history = History(**state["history"])
-            start_epoch, start_batch = state["epoch"], state["batch"]
-            perm = state["perm"]
-            gen.set_state(state["gen_state"])
-            torch.set_rng_state(state["rng_state"])
-            sums = list(state["sums"])
-            best = (state["best_val"], state["best_state"], state["bad_epochs"])
-
-        def snapshot(epoch: int, batch: int, rng_state: Tensor) -> None:
-            if checkpoint is None:
-                return
-            save_atomic(
-                {
-                    "format": "bayesdrop-checkpoint",
-                    "model": model.state_dict(),
-                    "likelihood": likelihood.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "history": history.to_dict(),
-                    "epoch": epoch,
-                    "batch": batch,
-                    "perm": perm,
-                    "gen_state": gen.get_state(),
-                    "rng_state": rng_state,
-                    "sums": sums,
-                    "best_val": best[0],
-                    "best_state": best[1],
-                    "bad_epochs": best[2],
-                },
-                checkpoint,
-            )
-
-        model.train()
-        likelihood.train()
-        bar = tqdm(range(start_epoch, epochs), desc="fit", disable=not progress, leave=False)
-        epoch, batch, stepped, rng_at_batch = start_epoch, start_batch, False, torch.get_rng_state()
-        try:
-            for epoch in bar:
-                if perm is None:
-                    perm = torch.randperm(n, generator=gen)
-                for batch in range(start_batch, num_batches):
-                    rng_at_batch, stepped = torch.get_rng_state(), False
-                    idx = perm[batch * batch_size : (batch + 1) * batch_size]
-                    t = epoch + (batch + 1) / num_batches
-                    scale = weight * (min(1.0, t / kl_warmup_epochs) if kl_warmup_epochs else 1.0)
-                    nll = likelihood.nll(model(x[idx]), y[idx])
-                    kl = kl_divergence(model)
-                    loss = nll + scale * kl
-                    opt.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
-                    stepped = True
-                    k = len(idx)
-                    sums[0] += float(loss.detach()) * k
-                    sums[1] += float(nll.detach()) * k
-                    sums[2] += float(kl.detach())
-                history.epoch.append(epoch + 1)
-                history.loss.append(sums[0] / n)
-                history.nll.append(sums[1] / n)
-                history.kl.append(sums[2] / num_batches)
-                history.kl_scale.append(
-                    weight * (min(1.0, (epoch + 1) / kl_warmup_epochs) if kl_warmup_epochs else 1.0)
+            if not _data.replayable(data):
+                raise ValueError(
+                    f"The 'resume' parameter of fit cannot continue exactly with this data: a {type(data).__name__} "
+                    "whose batch order fit cannot replay (an IterableDataset, a custom sampler or a one-off "
+                    "iterable). Use a DataLoader over a map-style dataset with a standard sampler, or start afresh."
                 )
-                sums, start_batch, perm = [0.0, 0.0, 0.0], 0, None
-                postfix = {"loss": f"{history.loss[-1]:.4f}", "kl": f"{history.kl[-1]:.1f}"}
-                if val is not None:
-                    v = _val_nll(model, likelihood, val)
-                    history.val_nll.append(v)
-                    postfix["val_nll"] = f"{v:.4f}"
-                    if v < best[0]:
-                        best = (
-                            v,
-                            copy.deepcopy({"model": model.state_dict(), "likelihood": likelihood.state_dict()}),
-                            0,
-                        )
-                        history.best_epoch = epoch + 1
-                    else:
-                        best = (best[0], best[1], best[2] + 1)
-                bar.set_postfix(postfix)
-                stop = early_stopping is not None and best[2] >= early_stopping
-                history.stopped_early = stop
-                snapshot(epoch + 1, 0, torch.get_rng_state())
-                if stop:
-                    break
-        except KeyboardInterrupt:
-            if len(history.epoch) > epoch:  # the epoch was recorded: resume at the next one
-                snapshot(epoch + 1, 0, torch.get_rng_state())
-            elif stepped:
-                snapshot(epoch, batch + 1, torch.get_rng_state())
-            else:
-                snapshot(epoch, batch, rng_at_batch)
-            raise
-        finally:
-            bar.close()
-    if early_stopping is not None and best[1] is not None:
-        model.load_state_dict(best[1]["model"])
-        likelihood.load_state_dict(best[1]["likelihood"])
+            run = trainer.load(checkpoint)
+            if run.batch == 0:
+                trainer.restore(run.batch_rng)
+        _train(trainer, run, epochs, early_stopping, progress)
+    if early_stopping is not None and run.best_state is not None:
+        trainer.net.load_state_dict(run.best_state["model"])
+        likelihood.load_state_dict(run.best_state["likelihood"])
     model.eval()
     likelihood.eval()
-    return history
+    return run.history
+
+
+def _train(trainer: _Trainer, run: _Run, epochs: int, early_stopping: int | None, progress: bool) -> None:
+    """The training loop: epochs of steps, a record and a checkpoint after each."""
+    trainer.model.train()
+    trainer.likelihood.train()
+    bar = tqdm(total=epochs, initial=run.epoch, desc="fit", disable=not progress or D.rank() != 0, leave=False)
+    try:
+        while run.epoch < epochs and not run.history.stopped_early:
+            trainer.epoch(run)
+            bar.set_postfix(trainer.close_epoch(run))
+            bar.update()
+            run.history.stopped_early = early_stopping is not None and run.bad_epochs >= early_stopping
+            run.batch_rng = trainer.capture()
+            trainer.save(run)
+    except KeyboardInterrupt:
+        # run.batch_rng is the state at the start of batch run.batch (a step cut short is redone), or at the
+        # epoch's start. No collective inside an interrupt: under torch.distributed the last epoch's
+        # checkpoint stays.
+        if not D.is_distributed():
+            trainer.save(run)
+        raise
+    finally:
+        bar.close()

@@ -50,7 +50,7 @@ def test_regression_end_to_end(tmp_path, reg_csv, capsys):
     out = tmp_path / "rep"
     assert main(["report", str(model), str(reg_csv), "--target", "y", "--out", str(out), "--num-samples", "20"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["task"] == "regression" and metrics["meta"]["aleatoric_source"] == "model log-variance output"
+    assert metrics["task"] == "regression" and "heteroscedastic=True" in metrics["meta"]["likelihood"]
     assert (out / "index.html").exists()
 
 

@@ -56,82 +56,151 @@ def test_exact_enumeration_of_the_gap(k):
     assert ev.gap["total_variation"] > 0
 
 
-def test_classification_fields_and_convergence():
+def _batched_samples(net, x, T, seed, batch_size):
+    """What evaluate draws: batch i's noise comes from derive_seed(seed, i)."""
+    from bayesdrop._distributed import derive_seed
+
+    parts = [
+        bayesdrop.sample(net, x[i : i + batch_size], T, seed=derive_seed(seed, j))
+        for j, i in enumerate(range(0, len(x), batch_size))
+    ]
+    return torch.cat(parts, 1)
+
+
+def _jackknife(stat, samples, max_groups=20):
+    """The delete-a-group jackknife of a statistic of the sample mean, computed directly on (T, ...) samples."""
+    t = samples.shape[0]
+    full = samples.mean(0)
+    if t < 2:
+        return stat(full), float("nan")
+    groups = np.array_split(np.arange(t), min(t, max_groups))
+    loo = np.array([stat((t * full - samples[idx].sum(0)) / (t - len(idx))) for idx in groups])
+    g = len(groups)
+    return stat(full), math.sqrt((g - 1) / g * np.sum((loo - loo.mean()) ** 2))
+
+
+@pytest.mark.parametrize("batch_size", [50, 16])  # one batch; four batches, the last one short
+def test_classification_fields_and_streamed_convergence(batch_size):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), Dropout(0.5), nn.Linear(16, 4))
     x = torch.randn(50, 3)
     y = torch.randint(0, 4, (50,))
-    ev = bayesdrop.evaluate(net, x, y, num_samples=20, seed=1)
-    probs = torch.softmax(bayesdrop.sample(net, x, 20, seed=1).double(), -1).numpy()
+    ev = bayesdrop.evaluate(net, x, y, num_samples=30, seed=1, batch_size=batch_size)
+    probs = torch.softmax(_batched_samples(net, x, 30, 1, batch_size).double(), -1).numpy()
     np.testing.assert_allclose(ev.mc_predictive, probs.mean(0), rtol=1e-12)  # mean of probabilities
     np.testing.assert_allclose(ev.per_example["mutual_information"], bayesdrop.metrics.mutual_information(probs))
     assert ev.mc["nll"] == pytest.approx(bayesdrop.metrics.nll(probs.mean(0), y))
-    assert ev.convergence["T"] == [1, 2, 5, 10, 20]
+    assert ev.convergence["T"] == [1, 2, 5, 10, 20, 30]
+    # The streamed sums give what the jackknife on all (T, N, K) samples gives.
+    metrics = {"accuracy": bayesdrop.metrics.accuracy, "nll": bayesdrop.metrics.nll, "ece": bayesdrop.metrics.ece}
+    for name, fn in metrics.items():
+        for i, t in enumerate(ev.convergence["T"]):
+            value, se = _jackknife(lambda p: fn(p, y), probs[:t])
+            assert ev.convergence[name]["value"][i] == pytest.approx(value, rel=1e-9, abs=1e-12)
+            if t == 1:
+                assert math.isnan(ev.convergence[name]["se"][i])
+            else:
+                assert ev.convergence[name]["se"][i] == pytest.approx(se, rel=1e-7, abs=1e-12)
     assert ev.convergence["nll"]["value"][-1] == pytest.approx(ev.mc["nll"])
-    assert math.isnan(ev.convergence["nll"]["se"][0]) and ev.convergence["nll"]["se"][-1] > 0
     json.dumps(ev.to_dict(), allow_nan=False)
     assert net.training  # mode restored
 
 
-class _HomoscedasticNet(nn.Module):
-    def __init__(self) -> None:
+def test_jackknife_se_of_a_mean_is_its_standard_error():
+    # mean_noise_var is linear in the samples: its jackknife SE over T = 20
+    # single samples is the usual SE of a mean, over T = 60 the SE of 20 group means.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), Dropout(0.3), nn.Linear(16, 2))
+    x, y = torch.randn(30, 2), torch.randn(30)
+    lik = bayesdrop.Gaussian(heteroscedastic=True)
+    for T, groups in [(20, 20), (60, 20)]:
+        ev = bayesdrop.evaluate(net, x, y, likelihood=lik, num_samples=T, seed=4)
+        noise = _batched_samples(net, x, T, 4, 256)[..., 1].double().exp().mean(1).numpy()  # (T,) mean over N
+        group_means = noise.reshape(groups, -1).mean(1)
+        se = group_means.std(ddof=1) / math.sqrt(groups)
+        assert ev.convergence["mean_noise_var"]["se"][-1] == pytest.approx(se, rel=1e-9)
+
+
+class _Net(nn.Module):
+    def __init__(self, out: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), Dropout(0.3), nn.Linear(16, 1))
-        self.noise_std = 0.5
+        self.body = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), Dropout(0.3), nn.Linear(16, out))
 
     def forward(self, x):
         return self.body(x)
 
 
-def test_regression_variance_decomposition_and_noise_sources():
+def test_regression_variance_decomposition_from_the_likelihood():
     torch.manual_seed(0)
-    net = _HomoscedasticNet()
+    net = _Net(1)
     x = torch.randn(40, 2)
     y = torch.randn(40)
-    ev = bayesdrop.evaluate(net, x, y, task="regression", num_samples=30, seed=2)
-    mu = bayesdrop.sample(net, x, 30, seed=2)[..., 0].double().numpy()
+    ev = bayesdrop.evaluate(net, x, y, likelihood=bayesdrop.Gaussian(noise_std=0.5), num_samples=30, seed=2)
+    mu = _batched_samples(net, x, 30, 2, 256)[..., 0].double().numpy()
     np.testing.assert_allclose(ev.per_example["epistemic_var"], mu.var(0), rtol=1e-10)  # ddof = 0
-    np.testing.assert_allclose(ev.per_example["aleatoric_var"], 0.25)
-    np.testing.assert_allclose(ev.mc_predictive[:, 1] ** 2, mu.var(0) + 0.25, rtol=1e-10)
-    assert ev.meta["aleatoric_source"] == "model.noise_std"
-    assert ev.mc["mixture_nll"] == pytest.approx(bayesdrop.metrics.mixture_nll(mu, y, 0.5))
-    assert bayesdrop.evaluate(net, x, y, task="regression", num_samples=5, noise_std=1.0).per_example["aleatoric_var"][
+    np.testing.assert_allclose(ev.per_example["aleatoric_var"], 0.25, rtol=1e-6)
+    np.testing.assert_allclose(ev.mc_predictive[:, 1] ** 2, mu.var(0) + 0.25, rtol=1e-6)
+    assert ev.mc["mixture_nll"] == pytest.approx(bayesdrop.metrics.mixture_nll(mu, y, 0.5), rel=1e-6)
+    assert "Gaussian" in ev.meta["likelihood"]
+    # a learned homoscedastic noise is read from the likelihood
+    lik = bayesdrop.Gaussian(init_noise_std=2.0)
+    assert bayesdrop.evaluate(net, x, y, likelihood=lik, num_samples=5).per_example["aleatoric_var"][
         0
-    ] == pytest.approx(1.0)
-    # jackknife SE of a linear statistic equals the usual standard error of the mean
-    conv = ev.convergence["mean_noise_var"]
-    assert conv["se"][-1] == pytest.approx(0.0, abs=1e-12)
-    hetero = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), Dropout(0.3), nn.Linear(8, 2))
-    ev2 = bayesdrop.evaluate(hetero, x, y, task="regression", num_samples=10, seed=0)
-    out = bayesdrop.sample(hetero, x, 10, seed=0).double().numpy()
+    ] == pytest.approx(4.0)
+    # heteroscedastic: means then log-variances
+    hetero = _Net(2)
+    ev2 = bayesdrop.evaluate(hetero, x, y, likelihood=bayesdrop.Gaussian(heteroscedastic=True), num_samples=10, seed=0)
+    out = _batched_samples(hetero, x, 10, 0, 256).double().numpy()
     np.testing.assert_allclose(ev2.per_example["aleatoric_var"], np.exp(out[..., 1]).mean(0), rtol=1e-10)
-    plain = nn.Sequential(nn.Linear(2, 8), Dropout(0.3), nn.Linear(8, 1))
-    with pytest.raises(ValueError, match="needs the observation noise: pass noise_std"):
-        bayesdrop.evaluate(plain, x, y, task="regression")
+    with pytest.raises(ValueError, match=r"expects 2 output column\(s\). Got 1 instead"):
+        bayesdrop.evaluate(net, x, y, likelihood=bayesdrop.Gaussian(heteroscedastic=True))
 
 
-def test_jackknife_se_matches_standard_error_for_a_mean():
-    from bayesdrop.evaluation import _jackknife
+def test_two_target_regression_gives_metrics_per_target_and_averaged():
+    # The issue's case: (N, 2) outputs of a two-target regressor are two means, not a mean and a log-variance.
+    torch.manual_seed(0)
+    net = _Net(2)
+    x = torch.randn(50, 2)
+    y = torch.randn(50, 2)
+    lik = bayesdrop.Gaussian(noise_std=0.5, num_targets=2)
+    ev = bayesdrop.evaluate(net, x, y, likelihood=lik, num_samples=20, seed=0)
+    assert ev.mc_predictive.shape == (50, 2, 2) and ev.targets.shape == (50, 2)
+    mu = _batched_samples(net, x, 20, 0, 256).double().numpy()  # (T, N, 2)
+    for d in range(2):
+        std = np.sqrt(mu[..., d].var(0) + 0.25)
+        assert ev.mc[f"rmse[{d}]"] == pytest.approx(bayesdrop.metrics.rmse(mu[..., d].mean(0), y[:, d]))
+        assert ev.mc[f"nll[{d}]"] == pytest.approx(bayesdrop.metrics.gaussian_nll(mu[..., d].mean(0), std, y[:, d]))
+    assert ev.mc["rmse"] == pytest.approx((ev.mc["rmse[0]"] + ev.mc["rmse[1]"]) / 2)
+    with pytest.raises(ValueError, match=r"'y' parameter of evaluate must have 2 target\(s\) per example"):
+        bayesdrop.evaluate(net, x, y[:, 0], likelihood=lik, num_samples=2)
 
-    rng = np.random.default_rng(0)
-    s = rng.normal(size=(20, 3))
-    value, se = _jackknife(lambda m: float(m[0]), s)
-    assert value == pytest.approx(s[:, 0].mean())
-    assert se == pytest.approx(s[:, 0].std(ddof=1) / math.sqrt(20))
-    # grouped (T > 20): the SE of the mean of 20 equal group means
-    s = rng.normal(size=(60, 1))
-    _, se = _jackknife(lambda m: float(m[0]), s)
-    assert se == pytest.approx(s.reshape(20, 3).mean(1).std(ddof=1) / math.sqrt(20))
+
+def test_evaluate_from_a_dataloader_equals_evaluate_from_tensors():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), Dropout(0.5), nn.Linear(16, 3))
+    x, y = torch.randn(70, 3), torch.randint(0, 3, (70,))
+    a = bayesdrop.evaluate(net, x, y, num_samples=15, seed=5, batch_size=32)
+    b = bayesdrop.evaluate(net, DataLoader(TensorDataset(x, y), batch_size=32), num_samples=15, seed=5)
+    c = bayesdrop.evaluate(net, TensorDataset(x, y), num_samples=15, seed=5, batch_size=32)
+    for other in (b, c):
+        np.testing.assert_array_equal(a.mc_predictive, other.mc_predictive)
+        assert a.to_dict() == other.to_dict()  # metrics, gap and convergence (NaN SEs as None)
 
 
 def test_bad_arguments():
     net = nn.Sequential(Dropout(0.5), nn.Linear(2, 2))
     x = torch.randn(4, 2)
-    with pytest.raises(ValueError, match="'task' parameter of evaluate must be one of 'classification', 'regression'"):
-        bayesdrop.evaluate(net, x, [0, 1, 0, 1], task="ranking")
+    with pytest.raises(TypeError, match="'likelihood' parameter of evaluate must be a Categorical or Gaussian. Got str"):
+        bayesdrop.evaluate(net, x, [0, 1, 0, 1], likelihood="regression")
+    with pytest.raises(TypeError, match="'y' parameter of evaluate is required"):
+        bayesdrop.evaluate(net, x)
+    with pytest.raises(TypeError, match=r"must yield \(x, y\) batches.*Got a list of length 3"):
+        bayesdrop.evaluate(net, [[x, x, x]])
     with pytest.raises(ValueError, match="'num_samples' parameter of evaluate must be an int >= 1. Got 0"):
         bayesdrop.evaluate(net, x, [0, 1, 0, 1], num_samples=0)
     with pytest.raises(ValueError, match=r"labels in \[0, 1\]. Got 2"):
         bayesdrop.evaluate(net, x, [0, 1, 2, 1])
-    with pytest.raises(TypeError, match="'x' parameter of evaluate must be a torch.Tensor"):
-        bayesdrop.evaluate(net, x.numpy(), [0, 1, 0, 1])
+    ev = bayesdrop.evaluate(net, x.numpy(), [0, 1, 0, 1], num_samples=2)  # arrays are data too
+    assert len(ev.targets) == 4

@@ -94,8 +94,12 @@ def test_sample_mean_converges_to_eval_for_linear_model():
 
 def test_bad_input():
     net = _net()
-    with pytest.raises(TypeError, match=r"'x' parameter of sample must be a torch.Tensor. Got 'list'"):
+    with pytest.raises(TypeError, match=r"'x' parameter of sample must contain at least one tensor"):
         bayesdrop.sample(net, [[0.0] * 6], 3)
+    with pytest.raises(TypeError, match=r"'x' parameter of sample must be a tensor, a tuple/list of tensors or a dict"):
+        bayesdrop.sample(net, "abc", 3)
+    with pytest.raises(ValueError, match=r"same batch size \(dim 0\). Got sizes \[2, 3\]"):
+        bayesdrop.sample(net, {"a": torch.randn(2, 6), "b": torch.randn(3, 6)}, 3)
     with pytest.raises(ValueError, match=r"'num_samples' parameter of sample must be an int >= 1. Got 0"):
         bayesdrop.sample(net, torch.randn(2, 6), 0)
     with pytest.raises(ValueError, match=r"'chunk_size' parameter of sample must be an int >= 1. Got 0"):
@@ -111,8 +115,14 @@ def test_bad_input():
         def forward(self, x):
             return self.drop(x), x
 
-    with pytest.raises(TypeError, match=r"returns a Tensor\. Got tuple"):
+    with pytest.raises(TypeError, match=r"The model returned a tuple, not a tensor: pass sample\(\.\.\., output=\.\.\.\)"):
         bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2)
+    with pytest.raises(ValueError, match=r"'output' parameter of sample selects nothing: 2 is not in .*tuple of length 2"):
+        bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2, output=2)
+    with pytest.raises(ValueError, match=r"'output' parameter of sample must select a tensor. Got .* selected a int"):
+        bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2, output=lambda o: 3)
+    with pytest.raises(TypeError, match=r"'output' parameter of sample must be None, an int, a str or a callable"):
+        bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2, output=1.5)
 
 
 def test_deterministic_restores_mixed_modes():

@@ -67,7 +67,7 @@ def test_kl_scaling_and_warmup():
     assert h.kl_scale == pytest.approx([0.5 / 100, 1 / 100, 1 / 100, 1 / 100])
     for loss, nll, kl, s in zip(h.loss, h.nll, h.kl, h.kl_scale):
         assert loss == pytest.approx(nll + s * kl, rel=1e-5)
-    h0 = fit(_net(), (x, y), likelihood=Gaussian(), epochs=2, batch_size=100, kl_weight=0.0, seed=0, progress=False)
+    h0 = fit(_net(), (x, y), likelihood=Gaussian(), epochs=2, batch_size=100, kl_scale=0.0, seed=0, progress=False)
     assert h0.loss == pytest.approx(h0.nll)
 
 

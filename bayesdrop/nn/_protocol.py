@@ -17,6 +17,11 @@ class StochasticModule(nn.Module):
 
     sampling: bool
 
+    #: Names of this module's own parameters that parameterise its noise (a
+    #: learned variance or rate); :func:`bayesdrop.fit` never applies weight
+    #: decay to them.
+    noise_parameters: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         super().__init__()
         self.sampling = False

@@ -61,6 +61,7 @@ class _Variational(StochasticModule):
     bias: nn.Parameter | None
     log_sigma2: nn.Parameter | None
     log_alpha_param: nn.Parameter | None
+    noise_parameters = ("log_sigma2", "log_alpha_param")
 
     def _setup(
         self,
@@ -323,7 +324,7 @@ def kl_divergence(model: nn.Module, approximation: str = "molchanov") -> Tensor:
     layers = _variational_layers(model)
     if not layers:
         p = next(model.parameters(), None)
-        return torch.zeros((), device=p.device if p is not None else None)
+        return torch.zeros((), device=None if p is None else p.device, dtype=None if p is None else p.dtype)
     return torch.stack([layer.kl(approximation) for layer in layers]).sum()
 
 
