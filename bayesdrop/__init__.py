@@ -6,7 +6,7 @@ from .likelihoods import Categorical, Gaussian
 from .nn import kl_divergence, moment_propagation, sparsity, to_variational, variance_shift
 from .report import write_report
 from .sampling import sample, sampling
-from .training import History, fit
+from .training import History, elbo_loss, fit, noise_parameters
 
 __version__ = "0.1.0"
 
@@ -15,6 +15,7 @@ __all__ = [
     "Evaluation",
     "Gaussian",
     "History",
+    "elbo_loss",
     "evaluate",
     "fit",
     "kl_divergence",
@@ -22,6 +23,7 @@ __all__ = [
     "metrics",
     "moment_propagation",
     "nn",
+    "noise_parameters",
     "plots",
     "report",
     "sample",

@@ -120,7 +120,9 @@ def _pick(out: Any, key: int | str, owner: str) -> Any:
         have = f"a {type(out).__name__} of length {len(out)}"
     else:
         have = f"a {type(out).__name__}"
-    raise ValueError(f"The 'output' parameter of {owner} selects nothing: {key!r} is not in the model's output ({have}).")
+    raise ValueError(
+        f"The 'output' parameter of {owner} selects nothing: {key!r} is not in the model's output ({have})."
+    )
 
 
 def _tensors(x: Any) -> list[Tensor]:
@@ -220,7 +222,9 @@ def pairs(x: Any, y: Any, name: str, owner: str, categorical: bool) -> TensorPai
     y = _as_tensor(y)
     n = check_input(x, name, owner)
     if n != len(y):
-        raise ValueError(f"The '{name}' parameter of {owner} must have as many targets as inputs. Got {n} and {len(y)}.")
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must have as many targets as inputs. Got {n} and {len(y)}."
+        )
     if n == 0:
         raise ValueError(f"The '{name}' parameter of {owner} must not be empty.")
     finite = [t for t in _tensors(x) if t.is_floating_point()] + ([] if categorical else [y])
@@ -341,5 +345,6 @@ def set_order_state(data: Iterable[Any], state: dict[str, Tensor]) -> None:
 def set_epoch(data: Iterable[Any], epoch: int) -> None:
     """Call ``set_epoch`` on a distributed (or any epoch-aware) sampler."""
     for obj in (sampler_of(data), getattr(data, "batch_sampler", None)):
-        if hasattr(obj, "set_epoch"):
-            obj.set_epoch(epoch)
+        set_to = getattr(obj, "set_epoch", None)
+        if callable(set_to):
+            set_to(epoch)

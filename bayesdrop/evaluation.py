@@ -142,7 +142,6 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-
 def _jackknife_se(loo: Array) -> float:
     """Jackknife standard error from leave-a-group-out values (NaN for fewer than two)."""
     g = len(loo)
@@ -248,7 +247,7 @@ class _Classification:
             {
                 "mc": mc,
                 "det": det,
-                "labels": labels,
+                "labels": labels.astype(np.float64),
                 "entropy": M.predictive_entropy(samples3),
                 "expected_entropy": M.expected_entropy(samples3),
                 "mutual_information": M.mutual_information(samples3),
@@ -261,7 +260,7 @@ class _Classification:
         self.conv.add(probs, lambda p: _class_sums(p, labels))
 
     def finish(self, per: dict[str, Array]) -> Evaluation:
-        mc, det, labels = per.pop("mc"), per.pop("det"), per.pop("labels")
+        mc, det, labels = per.pop("mc"), per.pop("det"), per.pop("labels").astype(np.int64)
 
         def scores(p: Array) -> dict[str, float]:
             return {
@@ -276,7 +275,9 @@ class _Classification:
 
         conv = self.conv.finish(float(len(labels)), _class_metrics)
         gap = M.ensemble_gap(mc, det, labels)
-        return Evaluation(self.task, self.num_samples, scores(mc), scores(det), gap, per, conv, mc, det, labels * 1.0)
+        return Evaluation(
+            self.task, self.num_samples, scores(mc), scores(det), gap, per, conv, mc, det, labels.astype(np.float64)
+        )
 
 
 # ----------------------------------------------------------------- regression
@@ -355,7 +356,10 @@ class _Regression:
             n, lambda s, n: {"rmse": math.sqrt(s[0] / (n * self.d)), "mean_noise_var": float(s[1] / (n * self.d))}
         )
         per["total_var"], per["abs_error"] = total, np.abs(mean - y)
-        one = (lambda a: a[:, 0]) if self.d == 1 else (lambda a: a)  # drop the target axis when D = 1
+
+        def one(a: Array) -> Array:  # drop the target axis when D = 1
+            return a[:, 0] if self.d == 1 else a
+
         return Evaluation(
             self.task,
             self.num_samples,
@@ -502,7 +506,11 @@ def evaluate(
     )
     model = _data.unwrap(model)
     device, dtype = _data.device_dtype(model)
-    acc = _Classification(likelihood, num_samples) if isinstance(likelihood, Categorical) else _Regression(likelihood, num_samples)
+    acc = (
+        _Classification(likelihood, num_samples)
+        if isinstance(likelihood, Categorical)
+        else _Regression(likelihood, num_samples)
+    )
     base = int(torch.randint(0, 2**62, ())) if seed is None else seed
     shard, seen = _shard_positions(loader), 0
     bar = tqdm(loader, desc="evaluate", disable=not progress or D.rank() != 0, leave=False)
@@ -517,7 +525,7 @@ def evaluate(
                 keep = torch.from_numpy(shard[1][seen : seen + len(target)])
                 s, det, target = s[:, keep.to(s.device)], det[keep.to(det.device)], target[keep]
             seen += len(batch[1])
-            acc.add(s, det, target)  # type: ignore[arg-type]
+            acc.add(s, det, target)
     ev = acc.finish(_gather(acc.parts, shard, seen))
     ev.meta.update(likelihood=repr(likelihood), num_targets=getattr(likelihood, "num_targets", 1))
     return ev

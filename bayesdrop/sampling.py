@@ -174,7 +174,9 @@ def _tile_rows(x: Any, n: int, start: int, stop: int) -> Any:
         return x
     if start % n == 0 and (stop - start) % n == 0:
         k = (stop - start) // n
-        return _data.rows(x, torch.arange(n).repeat(k)) if not isinstance(x, Tensor) else x.repeat(k, *[1] * (x.ndim - 1))
+        return (
+            _data.rows(x, torch.arange(n).repeat(k)) if not isinstance(x, Tensor) else x.repeat(k, *[1] * (x.ndim - 1))
+        )
     return _data.rows(x, torch.arange(start, stop) % n)
 
 

@@ -25,13 +25,14 @@ import copy
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from . import _data
@@ -88,7 +89,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-
 def _elbo(
     model: nn.Module, likelihood: Likelihood, output: Tensor, target: Tensor, dataset_size: int, kl_scale: float
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -143,7 +143,9 @@ def elbo_loss(
     True
     """
     if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1:
-        raise ValueError(f"The 'dataset_size' parameter of elbo_loss must be an int >= 1. Got {dataset_size!r} instead.")
+        raise ValueError(
+            f"The 'dataset_size' parameter of elbo_loss must be an int >= 1. Got {dataset_size!r} instead."
+        )
     kl_scale = check_float(kl_scale, "kl_scale", "elbo_loss", low=0.0)
     return _elbo(model, likelihood, output, target, dataset_size, kl_scale)[0]
 
@@ -171,7 +173,8 @@ def _param_groups(model: nn.Module, likelihood: Likelihood, weight_decay: float 
     """Two groups: weights (decayed) and noise parameters (never decayed)."""
     noise = {id(p) for p in noise_parameters(model)} | {id(p) for p in likelihood.parameters()}
     seen: set[int] = set()
-    weights, noisy = [], []
+    weights: list[nn.Parameter] = []
+    noisy: list[nn.Parameter] = []
     for p in [*model.parameters(), *likelihood.parameters()]:
         if id(p) in seen or not p.requires_grad:
             continue
@@ -229,14 +232,34 @@ class _Run:
     batch_rng: dict[str, Tensor] = field(default_factory=dict)  # RNG at the start of batch `batch`
 
 
+@dataclass
 class _Trainer:
     """One ``fit`` call: the step, the epoch, validation and the checkpoint state."""
 
-    def __init__(self, model: nn.Module, likelihood: Likelihood, opt: torch.optim.Optimizer, sched: Any, **kw: Any):
-        self.model, self.likelihood, self.opt, self.sched = model, likelihood, opt, sched
-        self.net = _data.unwrap(model)
-        self.__dict__.update(kw)  # data, val, device, dtype, n, kl_scale, warmup, output, checkpoint
-        self.num_batches: int | None = len(self.data) if hasattr(self.data, "__len__") else None
+    model: nn.Module
+    likelihood: Likelihood
+    opt: torch.optim.Optimizer
+    sched: Any
+    data: Iterable[Any]
+    val: Iterable[Any] | None
+    device: torch.device
+    dtype: torch.dtype
+    n: int  # dataset size in the KL weight
+    kl_scale: float
+    warmup: int
+    output: _data.Output
+    checkpoint: str | os.PathLike[str] | None
+
+    def __post_init__(self) -> None:
+        self.net = _data.unwrap(self.model)
+        self.num_batches: int | None = None  # for the KL warm-up within an epoch; unknown for a stream
+        with contextlib.suppress(TypeError):
+            self.num_batches = len(self.data) if isinstance(self.data, Sized) else None
+        # Several processes share one model (DDP) and shard the data: gradients of the likelihood (outside the
+        # DDP wrapper) are averaged and the epoch's sums are added over ranks.
+        self.ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
+        self.sharded = isinstance(_data.sampler_of(self.data), DistributedSampler)
+        self.shared = (self.ddp or self.sharded) and D.is_distributed()  # one run over several ranks
 
     # -- one step ---------------------------------------------------------------
     def step(self, x: Any, y: Tensor, t: float) -> tuple[float, float, float, int]:
@@ -247,7 +270,7 @@ class _Trainer:
         loss, nll, kl = _elbo(self.net, self.likelihood, out, y, self.n, scale)
         self.opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
-        if D.is_distributed():  # the likelihood is outside the DDP wrapper: average its gradients
+        if self.ddp and D.is_distributed():  # the likelihood is outside the DDP wrapper: average its gradients
             for p in self.likelihood.parameters():
                 if p.grad is not None:
                     D.all_reduce_sum(p.grad).div_(D.world_size())
@@ -284,7 +307,8 @@ class _Trainer:
 
     def close_epoch(self, run: _Run) -> dict[str, str]:
         """Record the epoch in the history (summed over ranks), validate, step the scheduler."""
-        loss_k, nll_k, k, kl, nb = D.all_reduce_sum(torch.tensor(run.sums, dtype=torch.float64)).tolist()
+        sums = torch.tensor(run.sums, dtype=torch.float64)
+        loss_k, nll_k, k, kl, nb = (D.all_reduce_sum(sums) if self.sharded else sums).tolist()
         h = run.history
         h.epoch.append(run.epoch + 1)
         h.loss.append(loss_k / k)
@@ -310,6 +334,7 @@ class _Trainer:
     def validate(self) -> float:
         """Mean NLL of the eval-mode pass over the validation data (all ranks' batches together)."""
         total = torch.zeros(2, dtype=torch.float64)
+        assert self.val is not None
         with torch.no_grad(), deterministic(self.net):
             for batch in self.val:
                 x, y = _data.split(batch, "val_data", "fit")
@@ -317,7 +342,7 @@ class _Trainer:
                 y = _data.to_model(y, self.device, self.dtype)
                 out = _data.select(_data.call(self.net, x), self.output, "fit")
                 total += torch.tensor([float(self.likelihood.nll(out, y)) * len(y), len(y)], dtype=torch.float64)
-        if _data.sampler_of(self.val).__class__.__name__ == "DistributedSampler":
+        if isinstance(_data.sampler_of(self.val), DistributedSampler):
             D.all_reduce_sum(total)
         return float(total[0] / total[1])
 
@@ -326,8 +351,8 @@ class _Trainer:
         """Write the run atomically (rank 0; every rank's RNG states gathered first)."""
         if self.checkpoint is None:
             return
-        rngs = D.all_gather_objects((run.epoch_rng, run.batch_rng))
-        if D.rank() != 0:
+        rngs = D.all_gather_objects((run.epoch_rng, run.batch_rng)) if self.shared else [(run.epoch_rng, run.batch_rng)]
+        if self.shared and D.rank() != 0:
             return
         state = {k: v for k, v in asdict(run).items() if k not in ("history", "epoch_rng", "batch_rng")}
         save_atomic(
@@ -339,7 +364,7 @@ class _Trainer:
                 "optimizer": self.opt.state_dict(),
                 "scheduler": None if self.sched is None else self.sched.state_dict(),
                 "history": run.history.to_dict(),
-                "world_size": D.world_size(),
+                "world_size": len(rngs),
                 "epoch_rng": [r[0] for r in rngs],
                 "batch_rng": [r[1] for r in rngs],
                 **state,
@@ -355,10 +380,11 @@ class _Trainer:
                 f"The 'checkpoint' parameter of fit must name a checkpoint written by this version of fit. "
                 f"Got {str(path)!r} (format {state.get('format')!r}, version {state.get('version')!r}) instead."
             )
-        if state["world_size"] != D.world_size():
+        ranks = D.world_size() if self.shared else 1
+        if state["world_size"] != ranks:
             raise ValueError(
                 f"The 'checkpoint' {str(path)!r} was written by {state['world_size']} process(es); resuming it "
-                f"needs the same number. Got {D.world_size()} instead."
+                f"needs the same number. Got {ranks} instead."
             )
         self.net.load_state_dict(state["model"])
         self.likelihood.load_state_dict(state["likelihood"])
@@ -366,8 +392,10 @@ class _Trainer:
         if self.sched is not None and state["scheduler"] is not None:
             self.sched.load_state_dict(state["scheduler"])
         fields = {k: state[k] for k in ("epoch", "batch", "sums", "best_val", "best_state", "bad_epochs")}
-        r = D.rank()
-        return _Run(History(**state["history"]), epoch_rng=state["epoch_rng"][r], batch_rng=state["batch_rng"][r], **fields)
+        r = D.rank() if self.shared else 0
+        return _Run(
+            History(**state["history"]), epoch_rng=state["epoch_rng"][r], batch_rng=state["batch_rng"][r], **fields
+        )
 
 
 def fit(
@@ -553,7 +581,8 @@ def _train(trainer: _Trainer, run: _Run, epochs: int, early_stopping: int | None
     """The training loop: epochs of steps, a record and a checkpoint after each."""
     trainer.model.train()
     trainer.likelihood.train()
-    bar = tqdm(total=epochs, initial=run.epoch, desc="fit", disable=not progress or D.rank() != 0, leave=False)
+    quiet = not progress or (trainer.shared and D.rank() != 0)
+    bar = tqdm(total=epochs, initial=run.epoch, desc="fit", disable=quiet, leave=False)
     try:
         while run.epoch < epochs and not run.history.stopped_early:
             trainer.epoch(run)
@@ -566,7 +595,7 @@ def _train(trainer: _Trainer, run: _Run, epochs: int, early_stopping: int | None
         # run.batch_rng is the state at the start of batch run.batch (a step cut short is redone), or at the
         # epoch's start. No collective inside an interrupt: under torch.distributed the last epoch's
         # checkpoint stays.
-        if not D.is_distributed():
+        if not trainer.shared:
             trainer.save(run)
         raise
     finally:

@@ -23,8 +23,12 @@ def _softmax_unit(p: float, k: int) -> nn.Sequential:
     return net
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("k", [1, 3])
-def test_exact_enumeration_of_the_gap(k):
+def test_exact_enumeration_of_the_gap(k, device):
     # Dropout on two inputs: four masks with probabilities q^|m| p^(2-|m|).
     # The exact ensemble average is sum_m P(m) softmax(W (x*m/q) + b); the
     # MC estimate from T samples has per-class SE sqrt(Var_m / T). The eval
@@ -49,7 +53,7 @@ def test_exact_enumeration_of_the_gap(k):
     else:
         nwgm = geo / geo.sum(-1, keepdims=True)
     T = 20_000
-    ev = bayesdrop.evaluate(net, x, [0, 0, 0], num_samples=T, seed=3)
+    ev = bayesdrop.evaluate(net.to(device), x, [0, 0, 0], num_samples=T, seed=3)  # CPU data, model on `device`
     z = z_value(exact.size)
     assert np.all(np.abs(ev.mc_predictive - exact) <= z * np.sqrt(var / T))
     np.testing.assert_allclose(ev.det_predictive, nwgm, rtol=1e-10)
@@ -95,7 +99,7 @@ def test_classification_fields_and_streamed_convergence(batch_size):
     metrics = {"accuracy": bayesdrop.metrics.accuracy, "nll": bayesdrop.metrics.nll, "ece": bayesdrop.metrics.ece}
     for name, fn in metrics.items():
         for i, t in enumerate(ev.convergence["T"]):
-            value, se = _jackknife(lambda p: fn(p, y), probs[:t])
+            value, se = _jackknife(lambda p, fn=fn: fn(p, y), probs[:t])
             assert ev.convergence[name]["value"][i] == pytest.approx(value, rel=1e-9, abs=1e-12)
             if t == 1:
                 assert math.isnan(ev.convergence[name]["se"][i])
@@ -192,7 +196,9 @@ def test_evaluate_from_a_dataloader_equals_evaluate_from_tensors():
 def test_bad_arguments():
     net = nn.Sequential(Dropout(0.5), nn.Linear(2, 2))
     x = torch.randn(4, 2)
-    with pytest.raises(TypeError, match="'likelihood' parameter of evaluate must be a Categorical or Gaussian. Got str"):
+    with pytest.raises(
+        TypeError, match="'likelihood' parameter of evaluate must be a Categorical or Gaussian. Got str"
+    ):
         bayesdrop.evaluate(net, x, [0, 1, 0, 1], likelihood="regression")
     with pytest.raises(TypeError, match="'y' parameter of evaluate is required"):
         bayesdrop.evaluate(net, x)

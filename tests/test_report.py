@@ -44,7 +44,9 @@ def test_report_folder_contents(tmp_path, evaluation):
 def test_regression_report(tmp_path):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 1))
-    ev = bayesdrop.evaluate(net, torch.randn(30, 2), torch.randn(30), likelihood=bayesdrop.Gaussian(noise_std=0.5), num_samples=5)
+    ev = bayesdrop.evaluate(
+        net, torch.randn(30, 2), torch.randn(30), likelihood=bayesdrop.Gaussian(noise_std=0.5), num_samples=5
+    )
     out = bayesdrop.write_report(ev, tmp_path / "r")
     assert (out / "regression_calibration.png").exists()
     assert "crps" in json.loads((out / "metrics.json").read_text())["mc"]

@@ -115,9 +115,13 @@ def test_bad_input():
         def forward(self, x):
             return self.drop(x), x
 
-    with pytest.raises(TypeError, match=r"The model returned a tuple, not a tensor: pass sample\(\.\.\., output=\.\.\.\)"):
+    with pytest.raises(
+        TypeError, match=r"The model returned a tuple, not a tensor: pass sample\(\.\.\., output=\.\.\.\)"
+    ):
         bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2)
-    with pytest.raises(ValueError, match=r"'output' parameter of sample selects nothing: 2 is not in .*tuple of length 2"):
+    with pytest.raises(
+        ValueError, match=r"'output' parameter of sample selects nothing: 2 is not in .*tuple of length 2"
+    ):
         bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2, output=2)
     with pytest.raises(ValueError, match=r"'output' parameter of sample must select a tensor. Got .* selected a int"):
         bayesdrop.sample(TupleOut(), torch.randn(2, 2), 2, output=lambda o: 3)
@@ -133,3 +137,162 @@ def test_deterministic_restores_mixed_modes():
     with deterministic(net):
         assert not any(m.training for m in net.modules())
     assert net.training and not net[1].training and net[3].training
+
+
+# ------------------------------------------------------------ real models
+
+import torch.nn.functional as F  # noqa: E402
+
+from bayesdrop.sampling import DEFAULT_CHUNK_BYTES  # noqa: E402
+
+
+class _Functional(nn.Module):
+    """Dropout applied functionally, gated on self.training (as in most transformer code), after a BatchNorm."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        return F.dropout(self.bn(x), self.p, training=self.training)
+
+
+def test_train_mode_samples_functional_dropout_and_keeps_batchnorm_statistics():
+    # The BatchNorm's eval pass on these stats is the identity, so each output is 1 or 0 times 1/(1-p):
+    # mean 1, variance p/(1-p); T = 4000 samples of 4 units, mean within z SE.
+    torch.manual_seed(0)
+    p, T = 0.25, 4000
+    net = _Functional(p).train()
+    before = {k: v.clone() for k, v in net.bn.state_dict().items()}
+    x = torch.ones(3, 4)
+    with pytest.raises(ValueError, match="has none, so every sample would be the same.*train_mode=True"):
+        bayesdrop.sample(net, x, 2)
+    s = bayesdrop.sample(net, x, T, train_mode=True, seed=0)
+    kept = s > 0  # BatchNorm's eval pass is the identity up to its eps: 1 / sqrt(1 + 1e-5)
+    torch.testing.assert_close(s[kept], torch.full_like(s[kept], 1 / (1 - p)), rtol=1e-5, atol=0)
+    assert 0 < kept.float().mean() < 1
+    se = math.sqrt(p / (1 - p) / T)
+    assert torch.all((s.mean(0) - 1).abs() <= z_value(12) * se)
+    assert all(torch.equal(v, net.bn.state_dict()[k]) for k, v in before.items())  # running stats untouched
+    assert net.training and net.bn.training  # modes restored
+    with bayesdrop.sampling(net, train_mode=True):
+        assert net.training and not net.bn.training
+
+
+def test_train_mode_samples_the_attention_dropout_of_a_transformer_layer():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.1, batch_first=True)
+    x = torch.randn(3, 5, 8)
+    # nn.Dropout modules sample without train_mode too (also where eval mode would take the fused fast path).
+    s = bayesdrop.sample(layer.eval(), x, 4, seed=0)
+    assert s.shape == (4, 3, 5, 8) and not torch.equal(s[0], s[1])
+    # Only the attention dropout left (functional, inside nn.MultiheadAttention): it needs train_mode=True.
+    for name in ("dropout", "dropout1", "dropout2"):
+        setattr(layer, name, nn.Identity())
+    with pytest.raises(ValueError, match="has none"):
+        bayesdrop.sample(layer, x, 2)
+    s = bayesdrop.sample(layer, x, 4, train_mode=True, seed=0)
+    assert not torch.equal(s[0], s[1])
+    with torch.no_grad():
+        det = layer(x)  # eval mode: no noise
+    assert not torch.allclose(s[0], det)
+
+
+class _RunningMean(nn.Module):
+    """A layer that updates its own running statistic in train mode (not a torch norm layer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("running_mean", torch.zeros(2))
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        if self.training:
+            self.running_mean.mul_(0.9).add_(0.1 * x.mean(0))
+        return self.drop(x - self.running_mean)
+
+
+class _SneakyStats(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("count", torch.zeros(()))
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        if self.training:
+            self.count += 1
+        return self.drop(x)
+
+
+def test_train_mode_refuses_a_model_whose_statistics_would_update():
+    net = _RunningMean()
+    with pytest.raises(ValueError, match=r"'train_mode' parameter of sampling cannot be True.*running_mean"):
+        bayesdrop.sample(net, torch.randn(4, 2), 3, train_mode=True)
+    sneaky = _SneakyStats()
+    with pytest.raises(ValueError, match=r"a buffer of the model changed inside the block.*restored"):
+        bayesdrop.sample(sneaky, torch.randn(4, 2), 3, train_mode=True)
+    assert sneaky.count == 0  # restored
+    with pytest.raises(TypeError, match="'train_mode' parameter of sampling must be a bool"):
+        with bayesdrop.sampling(sneaky, train_mode="yes"):
+            pass
+
+
+class _Recorder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[int] = []
+
+    def forward(self, x):
+        self.rows.append(x.shape[0])
+        return x
+
+
+def test_default_chunk_counts_the_widest_activation():
+    # 3 input features (12 bytes a row) into a 4096-wide layer (16 KiB a row): the budget is set by the layer.
+    rec = _Recorder()
+    net = nn.Sequential(nn.Linear(3, 4096), rec, nn.Dropout(0.5), nn.Linear(4096, 1))
+    s = bayesdrop.sample(net, torch.randn(50, 3), 100, seed=0)
+    assert s.shape == (100, 50, 1)
+    widest = DEFAULT_CHUNK_BYTES // (4096 * 4)
+    assert rec.rows[0] == 1  # the one-row probe
+    assert max(rec.rows[1:]) == widest and sum(rec.rows[1:]) == 5000
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = Dropout(0.5)
+
+    def forward(self, a, b, scale=1.0):
+        return self.drop(a) * scale + b
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 31])  # chunks that do not line up with N = 6
+def test_tuple_and_dict_inputs_tile_together(chunk_size):
+    net = _TwoInputs()
+    a = torch.ones(6, 2)
+    b = torch.arange(6.0)[:, None].expand(6, 2)  # distinct rows: a wrong tiling shows
+    s = bayesdrop.sample(net, (a, b), 5, seed=0, chunk_size=chunk_size)
+    assert s.shape == (5, 6, 2)
+    assert torch.all(((s - b) == 0) | ((s - b) == 2))  # each row keeps its own b
+    d = bayesdrop.sample(net, {"a": a, "b": b, "scale": 3.0}, 5, seed=0, chunk_size=chunk_size)
+    assert torch.all(((d - b) == 0) | ((d - b) == 6))  # non-tensor keyword arguments pass unchanged
+    assert torch.equal((s - b) * 3, d - b)  # the same noise for the same seed and chunking
+
+
+@pytest.mark.parametrize(
+    "device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+)
+def test_sample_runs_on_the_model_device_with_the_right_moments(device):
+    # Dropout(p) on ones: each output is 0 or 1/(1-p), mean 1 and variance p/(1-p); T samples of 8 units.
+    p, T = 0.3, 20_000
+    eye = nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        eye.weight.copy_(torch.eye(4))
+    layer = nn.Sequential(Dropout(p), eye).to(device)  # the parameters say where the model lives
+    s = bayesdrop.sample(layer, torch.ones(2, 4), T, seed=0)  # CPU input follows the model
+    assert s.device.type == device and s.dtype == torch.float32
+    se = math.sqrt(p / (1 - p) / T)
+    assert torch.all((s.double().mean(0) - 1).abs() <= z_value(8) * se)
+    assert torch.equal(s, bayesdrop.sample(layer, torch.ones(2, 4), T, seed=0))

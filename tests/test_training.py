@@ -158,5 +158,289 @@ def test_bad_arguments(kwargs, exc, match):
         fit(_net(), (x, y), **args)
     with pytest.raises(ValueError, match="NaN or infinite"):
         fit(_net(), (x, y * float("nan")), likelihood=Gaussian(), epochs=1, progress=False)
-    with pytest.raises(TypeError, match="pair"):
+    with pytest.raises(TypeError, match=r"'data' parameter of fit must be a pair \(X, y\).*Got Tensor"):
         fit(_net(), x, likelihood=Gaussian(), epochs=1, progress=False)
+
+
+# ------------------------------------------------------------ real workloads
+
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset  # noqa: E402
+
+from bayesdrop.training import elbo_loss, noise_parameters  # noqa: E402
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+def test_fit_from_a_dataloader_equals_fit_from_tensors_with_the_same_batches():
+    x, y, _ = _data(200, 9, hetero=False)
+    kw = dict(likelihood=None, epochs=3, lr=1e-2, seed=4, progress=False)
+    runs = {}
+    for name, data in {
+        "tensors": (x, y),
+        "dataset": TensorDataset(x, y),
+        "loader": DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True),
+    }.items():
+        net, lik = _net(), Gaussian()
+        runs[name] = (fit(net, data, **{**kw, "likelihood": lik}, batch_size=32), net)
+    (h0, n0) = runs["tensors"]
+    for h, net in (runs["dataset"], runs["loader"]):
+        assert h.loss == h0.loss and h.nll == h0.nll  # the same batches in the same order, the same noise
+        assert all(torch.equal(p, q) for p, q in zip(net.parameters(), n0.parameters()))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_float64_model_takes_float32_data_on_its_device(device):
+    x, y, _ = _data(128, 10, hetero=False)
+    net, lik = _net().double().to(device), Gaussian()
+    h = fit(net, DataLoader(TensorDataset(x, y), batch_size=32), likelihood=lik, epochs=2, seed=0, progress=False)
+    assert all(p.dtype == torch.float64 and p.device.type == device for p in net.parameters())
+    assert lik.log_var.dtype == torch.float64 and lik.log_var.device.type == device
+    assert math.isfinite(h.loss[-1])
+    s = bayesdrop.sample(net, x[:4], 3, seed=0)  # float32 input into a float64 model
+    assert s.dtype == torch.float64 and s.shape == (3, 4, 1) and s.device.type == device
+    ev = bayesdrop.evaluate(net, x, y, likelihood=lik, num_samples=4, seed=0)
+    assert math.isfinite(ev.mc["nll"])
+
+
+class _Bag(nn.Module):
+    """Token ids -> embedding -> mean over the sequence -> variational classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.head = nn.Sequential(VariationalLinear(8, 16), nn.ReLU(), VariationalLinear(16, 2))
+
+    def forward(self, ids):
+        assert ids.dtype == torch.long  # integer inputs stay integers
+        return self.head(self.emb(ids).mean(1))
+
+
+def test_embedding_model_trains_on_integer_token_ids():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 20, (300, 6), generator=g)
+    y = (ids < 10).sum(1).gt(3).long()  # mostly low tokens -> class 1
+    torch.manual_seed(0)
+    net = _Bag()
+    h = fit(net, (ids, y), likelihood=Categorical(), epochs=40, lr=2e-2, batch_size=50, seed=0, progress=False)
+    assert h.nll[-1] < 0.5 * h.nll[0]
+    ev = bayesdrop.evaluate(net, ids, y, num_samples=10, seed=0)
+    assert ev.mc["accuracy"] > 0.85
+
+
+class _KeywordModel(nn.Module):
+    """A HuggingFace-style model: keyword tensors in, a dict with 'logits' out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.drop = nn.Dropout(0.2)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.emb(input_ids) * attention_mask[..., None]
+        pooled = h.sum(1) / attention_mask.sum(1, keepdim=True)
+        return {"logits": self.out(self.drop(pooled)), "pooled": pooled}
+
+
+def _token_batches(n: int = 120):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 20, (n, 5), generator=g)
+    mask = torch.ones(n, 5, dtype=torch.long)
+    mask[: n // 2, 3:] = 0
+    y = (ids[:, 0] < 10).long()
+    batches = [
+        ({"input_ids": ids[i : i + 40], "attention_mask": mask[i : i + 40]}, y[i : i + 40]) for i in range(0, n, 40)
+    ]
+    return batches, {"input_ids": ids, "attention_mask": mask}, y
+
+
+def test_dict_input_model_is_called_with_keyword_arguments():
+    batches, inputs, y = _token_batches()
+    torch.manual_seed(0)
+    net = _KeywordModel()
+    h = fit(
+        net,
+        batches,
+        likelihood=Categorical(),
+        epochs=30,
+        lr=3e-2,
+        dataset_size=120,
+        output="logits",
+        seed=0,
+        progress=False,
+    )
+    assert h.nll[-1] < h.nll[0]
+    s = bayesdrop.sample(net, inputs, 7, output="logits", seed=0)
+    assert s.shape == (7, 120, 2)
+    ev = bayesdrop.evaluate(net, batches, num_samples=5, output=lambda o: o["logits"], seed=0)
+    assert len(ev.targets) == 120 and ev.mc["accuracy"] > 0.6
+
+
+def test_huggingface_bert_built_from_a_config():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=16, num_labels=2, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)  # random weights, no download
+    batches, inputs, y = _token_batches(80)
+    h = fit(
+        model,
+        batches,
+        likelihood=Categorical(),
+        epochs=2,
+        lr=1e-3,
+        dataset_size=80,
+        output="logits",
+        seed=0,
+        progress=False,
+    )
+    assert math.isfinite(h.loss[-1])
+    s = bayesdrop.sample(model, inputs, 4, output="logits", seed=0)  # a ModelOutput: picked by key
+    assert s.shape == (4, 80, 2) and not torch.equal(s[0], s[1])
+    ev = bayesdrop.evaluate(model, batches, num_samples=4, output=lambda o: o.logits, train_mode=True, seed=0)
+    assert len(ev.targets) == 80 and ev.per_example["mutual_information"].max() > 0
+
+
+class _TupleOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(VariationalLinear(1, 16), nn.ReLU(), VariationalLinear(16, 1))
+
+    def forward(self, x):
+        out = self.net(x)
+        return out.detach() * 0, out  # the second element is the prediction
+
+
+def test_tuple_output_model_with_output_index():
+    x, y, _ = _data(100, 11, hetero=False)
+    torch.manual_seed(0)
+    net, lik = _TupleOut(), Gaussian()
+    h = fit(net, (x, y), likelihood=lik, epochs=20, lr=1e-2, output=1, seed=0, progress=False)
+    assert h.nll[-1] < h.nll[0]
+    assert bayesdrop.sample(net, x, 3, output=1).shape == (3, 100, 1)
+    ev = bayesdrop.evaluate(net, x, y, likelihood=lik, output=1, num_samples=5)
+    assert ev.mc["rmse"] < 1.0
+
+
+def test_elbo_loss_is_the_loss_fit_minimises():
+    # A list of batches draws no shuffling randomness, so a hand loop seeded like fit draws the same noise.
+    x, y, _ = _data(64, 12, hetero=False)
+    net, lik = _net(), Gaussian()
+    h = fit(net, [(x, y)], likelihood=lik, epochs=1, dataset_size=64, kl_scale=0.5, seed=3, progress=False)
+    ref, ref_lik = _net(), Gaussian()
+    opt = torch.optim.Adam([*ref.parameters(), *ref_lik.parameters()], lr=1e-3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        loss = elbo_loss(ref, ref_lik, ref(x), y, dataset_size=64, kl_scale=0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert h.loss[0] == pytest.approx(float(loss.detach()), rel=1e-6)
+    assert float(loss.detach()) == pytest.approx(h.nll[0] + 0.5 * h.kl[0] / 64, rel=1e-6)
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), ref.parameters()))
+    with pytest.raises(ValueError, match="'dataset_size' parameter of elbo_loss must be an int >= 1. Got 0"):
+        elbo_loss(ref, ref_lik, ref(x), y, dataset_size=0)
+
+
+def test_weight_decay_never_touches_noise_parameters():
+    # Zero inputs: the data gives log sigma^2 no gradient, and kl_scale=0 removes the KL's. Weight decay on the
+    # weights moves them; log sigma^2 must stay exactly where it started.
+    torch.manual_seed(0)
+    net, lik = nn.Sequential(VariationalLinear(3, 1)), Gaussian()
+    before = [p.detach().clone() for p in (net[0].weight, net[0].log_sigma2)]
+    x, y = torch.zeros(32, 3), torch.randn(32)
+    fit(net, (x, y), likelihood=lik, epochs=5, lr=1e-2, weight_decay=10.0, kl_scale=0.0, seed=0, progress=False)
+    assert not torch.equal(net[0].weight, before[0])
+    assert torch.equal(net[0].log_sigma2, before[1])
+    groups = []
+
+    def sgd(g):
+        groups.extend(g)
+        return torch.optim.SGD(g, lr=0.1, weight_decay=1.0)
+
+    net2, lik2 = _net(), Gaussian()
+    fit(net2, (x[:, :1], y), likelihood=lik2, epochs=1, optimizer=sgd, progress=False)
+    noisy = {id(p) for p in groups[1]["params"]}
+    assert groups[1]["weight_decay"] == 0.0 and groups[0]["weight_decay"] == 1.0  # the factory's default applies
+    assert noisy == {id(p) for p in noise_parameters(net2)} | {id(lik2.log_var)}
+    assert {id(m.log_sigma2) for m in net2 if isinstance(m, VariationalLinear)} <= noisy
+
+
+def test_optimizer_and_scheduler_factories():
+    x, y, _ = _data(64, 13, hetero=False)
+    made = []
+
+    def sgd(groups):
+        made.append(torch.optim.SGD(groups, lr=0.1))
+        return made[-1]
+
+    fit(_net(), (x, y), likelihood=Gaussian(), epochs=3, optimizer=sgd, progress=False,
+        scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))  # fmt: skip
+    assert [g["lr"] for g in made[0].param_groups] == [0.0125, 0.0125]  # stepped once per epoch
+
+
+@pytest.mark.parametrize("own_generator", [False, True])
+def test_resume_from_a_dataloader_checkpoint(tmp_path, own_generator):
+    x, y, _ = _data(256, 14, hetero=False)
+
+    def loader():
+        gen = torch.Generator().manual_seed(5) if own_generator else None
+        return DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True, generator=gen)
+
+    kw = dict(epochs=4, lr=1e-2, seed=3, progress=False)
+    ref = _net()
+    h_ref = fit(ref, loader(), likelihood=Gaussian(), **kw)
+    ckpt = tmp_path / "run.pt"
+    lik = Gaussian()
+    lik.nll = _Interrupt(lik, 7)  # the third batch of the second epoch
+    with pytest.raises(KeyboardInterrupt):
+        fit(_net(), loader(), likelihood=lik, checkpoint=ckpt, **kw)
+    net = _net()
+    h = fit(net, loader(), likelihood=Gaussian(), checkpoint=ckpt, resume=True, **kw)
+    assert all(torch.equal(p, q) for p, q in zip(ref.parameters(), net.parameters()))
+    assert h.loss == pytest.approx(h_ref.loss, rel=1e-6)
+
+
+class _Stream(IterableDataset):
+    def __init__(self, x, y) -> None:
+        self.x, self.y = x, y
+
+    def __iter__(self):
+        return iter(zip(self.x, self.y))
+
+
+def test_resume_with_an_order_fit_cannot_replay_is_refused(tmp_path):
+    x, y, _ = _data(64, 15, hetero=False)
+    stream = DataLoader(_Stream(x, y), batch_size=16)
+    ckpt = tmp_path / "run.pt"
+    fit(_net(), stream, likelihood=Gaussian(), epochs=1, dataset_size=64, checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="'resume' parameter of fit cannot continue exactly with this data"):
+        fit(
+            _net(),
+            stream,
+            likelihood=Gaussian(),
+            epochs=2,
+            dataset_size=64,
+            checkpoint=ckpt,
+            resume=True,
+            progress=False,
+        )
+
+
+def test_bad_data():
+    x, y, _ = _data(32, 16, hetero=False)
+    kw = dict(likelihood=Gaussian(), epochs=1, progress=False)
+    with pytest.raises(TypeError, match=r"'data' parameter of fit must yield \(x, y\) batches.*Got a list of length 3"):
+        fit(_net(), [[x, y, y]], dataset_size=32, **kw)
+    with pytest.raises(TypeError, match=r"must yield \(x, y\) batches.*Got a Tensor"):
+        fit(_net(), DataLoader(x, batch_size=8), dataset_size=32, **kw)
+    with pytest.raises(ValueError, match=r"'dataset_size' parameter of fit is required.*Pass dataset_size=N"):
+        fit(_net(), [(x, y)], **kw)
+    with pytest.raises(ValueError, match=r"'dataset_size' parameter of fit is required"):
+        fit(_net(), DataLoader(_Stream(x, y), batch_size=8), **kw)
+    with pytest.raises(TypeError, match="must be re-iterable"):
+        fit(_net(), ((x, y) for _ in range(2)), dataset_size=32, **kw)
+    with pytest.raises(ValueError, match="'weight_decay' parameter of fit applies to the default optimiser only"):
+        fit(_net(), (x, y), weight_decay=0.1, optimizer=lambda g: torch.optim.SGD(g, lr=0.1), **kw)
