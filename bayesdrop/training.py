@@ -251,6 +251,7 @@ class _Trainer:
     checkpoint: str | os.PathLike[str] | None
 
     def __post_init__(self) -> None:
+        self.bar: Any = None  # the progress bar of the run
         self.net = _data.unwrap(self.model)
         self.num_batches: int | None = None  # for the KL warm-up within an epoch; unknown for a stream
         with contextlib.suppress(TypeError):
@@ -296,6 +297,8 @@ class _Trainer:
             loss, nll, kl, k = self.step(x, y, t)
             sums = [a + b for a, b in zip(run.sums, (loss * k, nll * k, k, kl, 1), strict=True)]
             run.sums, run.batch, run.batch_rng = sums, i + 1, self.capture()
+            if self.num_batches:
+                self.bar.update()
 
     def capture(self) -> dict[str, Tensor]:
         """RNG states and the loader's generators: what decides the noise and the order from here on."""
@@ -582,12 +585,22 @@ def _train(trainer: _Trainer, run: _Run, epochs: int, early_stopping: int | None
     trainer.model.train()
     trainer.likelihood.train()
     quiet = not progress or (trainer.shared and D.rank() != 0)
-    bar = tqdm(total=epochs, initial=run.epoch, desc="fit", disable=quiet, leave=False)
+    per = trainer.num_batches or 1  # the bar counts batches when an epoch's length is known, else epochs
+    bar = tqdm(
+        total=epochs * per,
+        initial=run.epoch * per + (run.batch if trainer.num_batches else 0),
+        desc="fit",
+        unit="batch" if trainer.num_batches else "epoch",
+        disable=quiet,
+        leave=False,
+    )
+    trainer.bar = bar
     try:
         while run.epoch < epochs and not run.history.stopped_early:
             trainer.epoch(run)
-            bar.set_postfix(trainer.close_epoch(run))
-            bar.update()
+            bar.set_postfix({"epoch": run.epoch + 1, **trainer.close_epoch(run)})
+            if not trainer.num_batches:
+                bar.update()
             run.history.stopped_early = early_stopping is not None and run.bad_epochs >= early_stopping
             run.batch_rng = trainer.capture()
             trainer.save(run)
