@@ -190,7 +190,6 @@ class _Convergence:
 # ----------------------------------------------------------------- classification
 
 _N_BINS = 15
-_EDGES = np.linspace(0.0, 1.0, _N_BINS + 1)
 
 
 def _class_sums(p: Array, y: npt.NDArray[np.int64]) -> Array:
@@ -204,7 +203,7 @@ def _class_sums(p: Array, y: npt.NDArray[np.int64]) -> Array:
         outcome, sq = y.astype(np.float64), (p - y) ** 2
     with np.errstate(divide="ignore"):
         nll = -np.log(py).sum()
-    idx = _bin_index(conf, _EDGES, right=False)
+    idx = _bin_index(conf, _N_BINS, right=False)
     bins = [np.bincount(idx, weights=w, minlength=_N_BINS) for w in (np.ones_like(conf), outcome, conf)]
     return np.concatenate([[np.sum(pred == y), nll, sq.sum()], *bins])
 

@@ -373,7 +373,20 @@ def from_state(state: dict[str, Any]) -> DropoutRegressor | DropoutClassifier:
     """Rebuild a fitted estimator from :meth:`to_state`'s dictionary."""
     if not isinstance(state, dict) or state.get("format") != "bayesdrop-model":
         raise ValueError("not a bayesdrop model file (no 'format': 'bayesdrop-model' entry)")
-    cls = {"DropoutRegressor": DropoutRegressor, "DropoutClassifier": DropoutClassifier}[state["estimator"]]
+    required = ("estimator", "params", "n_features_in", "y_mean", "y_std", "state", "classes")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise ValueError(
+            f"The 'state' parameter of from_state is an incomplete bayesdrop model: missing {', '.join(missing)} "
+            f"(it needs {', '.join(required)})."
+        )
+    estimators = {"DropoutRegressor": DropoutRegressor, "DropoutClassifier": DropoutClassifier}
+    if state["estimator"] not in estimators:
+        raise ValueError(
+            "The 'state' parameter of from_state must name one of 'DropoutRegressor', 'DropoutClassifier'. "
+            f"Got {state['estimator']!r} instead."
+        )
+    cls = estimators[state["estimator"]]
     params = dict(state["params"])
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     est = cls(**params)

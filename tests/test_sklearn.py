@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.datasets import make_regression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -95,3 +96,14 @@ def test_bad_params(params, match):
     X, y = _reg_data(20)
     with pytest.raises(ValueError, match=match):
         DropoutRegressor(**params).fit(X, y)
+
+
+def test_from_state_rejects_an_incomplete_state_with_a_clear_error():
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    state = DropoutRegressor(epochs=2, num_samples=5, random_state=0).fit(X, y).to_state()
+    for key in ("state", "y_std", "estimator"):
+        broken = {k: v for k, v in state.items() if k != key}
+        with pytest.raises(ValueError, match=rf"incomplete bayesdrop model: missing {key}"):
+            from_state(broken)
+    with pytest.raises(ValueError, match="must name one of 'DropoutRegressor', 'DropoutClassifier'. Got 'Ridge'"):
+        from_state({**state, "estimator": "Ridge"})

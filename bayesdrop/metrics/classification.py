@@ -129,19 +129,29 @@ class ReliabilityTable:
         return self.count / total if total else self.count.astype(np.float64)
 
 
-def _bin_index(conf: Array, edges: Array, right: bool) -> npt.NDArray[np.int64]:
-    n_bins = len(edges) - 1
-    if right:  # (a, b], first bin closed: [0, b]
-        idx = np.searchsorted(edges, conf, side="left") - 1
-    else:  # [a, b), last bin closed: numpy.histogram's rule
-        idx = np.searchsorted(edges, conf, side="right") - 1
+def _bin_index(conf: Array, n_bins: int, right: bool) -> npt.NDArray[np.int64]:
+    """Equal-width bin of each confidence, the same for float32 and float64 inputs.
+
+    The bin is ``floor(n_bins * c)`` computed in float64 (``b/n_bins <= c <
+    (b+1)/n_bins``, 1.0 in the last bin: numpy.histogram's rule), or, with
+    ``right``, ``ceil(n_bins * c) - 1`` (``b/n_bins < c <= (b+1)/n_bins``, 0.0
+    in the first bin). A value within float32 rounding of an edge
+    (``|n_bins * c - k| <= n_bins * 2**-24``) counts as on the edge, so 0.6
+    gets the same bin whether it arrived as float32 (0.6000000238...) or
+    float64. Comparing with ``linspace`` edges instead put 0.6 into bin 2 of 5
+    in float64 (whose edge is 0.6000000000000001) but bin 3 in float32.
+    """
+    scaled = np.asarray(conf, dtype=np.float64) * n_bins
+    nearest = np.round(scaled)
+    scaled = np.where(np.abs(scaled - nearest) <= n_bins * 2.0**-24, nearest, scaled)
+    idx = np.ceil(scaled) - 1 if right else np.floor(scaled)
     return np.clip(idx, 0, n_bins - 1).astype(np.int64)
 
 
 def _table(conf: Array, outcome: Array, n_bins: int, binning: str, right: bool) -> ReliabilityTable:
     if binning == "width":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
-        idx = _bin_index(conf, edges, right)
+        idx = _bin_index(conf, n_bins, right)
         lower, upper = edges[:-1], edges[1:]
         count = np.bincount(idx, minlength=n_bins).astype(np.int64)
         sum_acc = np.bincount(idx, weights=outcome, minlength=n_bins)
@@ -181,7 +191,8 @@ def reliability_table(
     binning : {"width", "mass"}
         Equal-width bins on [0, 1] (left-closed, the last closed, as
         ``numpy.histogram``; ``right=True`` for right-closed bins as Guo et al.
-        2017 and scikit-learn) or equal-mass bins (the sorted confidences split
+        2017 and scikit-learn; a value within float32 rounding of an edge is on
+        the edge, so float32 and float64 inputs get the same bins) or equal-mass bins (the sorted confidences split
         with ``numpy.array_split``; their edges are the smallest and largest
         confidence in the bin).
     right : bool

@@ -131,6 +131,9 @@ class _Variational(StochasticModule):
         keep = torch.where(la > self.threshold, 0.0, 1.0 + 0.0 * la)  # NaN propagates
         return self.weight * keep
 
+    #: The input dimension whose units own an alpha in input mode: features (last) or channels (1).
+    _unit_dim = -1
+
     def _affine(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         raise NotImplementedError
 
@@ -141,9 +144,7 @@ class _Variational(StochasticModule):
         if not self.stochastic:
             return self._affine(x, self.eval_weight(), self.bias)
         if self.alpha_mode == "input":
-            std = self.log_alpha.mul(0.5).exp().view((-1,) + (1,) * (x.ndim - 2))
-            noise = torch.randn_like(x).mul_(std).add_(1.0)
-            return self._affine(x * noise, self.weight, self.bias)
+            return self._affine(BF.unit_gaussian_dropout(x, self.log_alpha, dim=self._unit_dim), self.weight, self.bias)
         return self._noisy(x)
 
     def _weight_var(self) -> Tensor:
@@ -279,6 +280,8 @@ class VariationalConv(_Variational):
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self._setup(shape, in_channels, bias, alpha, init_log_alpha, threshold)
 
+    _unit_dim = 1
+
     def _conv_kwargs(self) -> dict[str, Any]:
         return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
 
@@ -329,19 +332,36 @@ def kl_divergence(model: nn.Module, approximation: str = "molchanov") -> Tensor:
 
 
 @torch.no_grad()
-def sparsity(model: nn.Module, threshold: float = 3.0) -> float:
-    """Fraction of variational weights whose log alpha exceeds ``threshold``.
+def sparsity(model: nn.Module, threshold: float | None = None) -> float:
+    """Fraction of variational weights whose log alpha exceeds the pruning threshold.
+
+    Parameters
+    ----------
+    model : nn.Module
+    threshold : float, optional
+        By default each layer's own ``threshold`` (the one its eval pass
+        prunes with), so the fraction is what eval mode zeroes; a value here
+        applies to every layer.
+
+    Returns
+    -------
+    float
+        Pruned weights over all variational weights.
 
     Raises
     ------
     ValueError
         If ``model`` has no variational layer.
     """
-    threshold = check_float(threshold, "threshold", "sparsity")
+    if threshold is not None:
+        threshold = check_float(threshold, "threshold", "sparsity")
     layers = _variational_layers(model)
     if not layers:
         raise ValueError("sparsity() needs a model with variational layers (VariationalLinear, VariationalConv).")
-    pruned = sum(int((layer.weight_log_alpha() > threshold).sum()) for layer in layers)
+    pruned = sum(
+        int((layer.weight_log_alpha() > (layer.threshold if threshold is None else threshold)).sum())
+        for layer in layers
+    )
     total = sum(layer.weight.numel() for layer in layers)
     return pruned / total
 
@@ -385,8 +405,8 @@ def _convert_layer(layer: nn.Module, p: float, alpha: str) -> _Variational:
 def to_variational(model: nn.Module, *, alpha: str = "weight") -> nn.Module:
     """Turn dropout-before-affine pairs of a trained network into variational layers.
 
-    Every ``Dropout(p)`` (torch's ``nn.Dropout``/``Dropout1d/2d/3d`` or
-    bayesdrop's ``Dropout``/``GaussianDropout``) directly followed by an
+    Every element-wise ``Dropout(p)`` (torch's ``nn.Dropout`` or bayesdrop's
+    ``Dropout``/``GaussianDropout`` without ``shared_dims``) directly followed by an
     ``nn.Linear`` or ``nn.Conv1d/2d/3d`` inside an ``nn.Sequential`` (at any
     depth) is replaced by ``nn.Identity`` and a variational layer with the
     same weights and log alpha = log(p / (1 - p)) (clipped to [-8, 8]); the
@@ -408,7 +428,9 @@ def to_variational(model: nn.Module, *, alpha: str = "weight") -> nn.Module:
     Raises
     ------
     ValueError
-        If no dropout-affine pair with p > 0 is found.
+        If no dropout-affine pair with p > 0 is found, or a pair's dropout
+        drops whole channels (``nn.Dropout1d/2d/3d``, ``shared_dims``): its
+        correlated mask has no per-element variational equivalent.
 
     Examples
     --------
@@ -426,12 +448,13 @@ def to_variational(model: nn.Module, *, alpha: str = "weight") -> nn.Module:
         names = list(container._modules)
         for first, second in itertools.pairwise(names):
             drop, layer = container._modules[first], container._modules[second]
-            if (
-                isinstance(drop, _DROPOUTS)
-                and type(layer) in (nn.Linear, *_CONV_DIMS)
-                and float(drop.p) > 0
-                and not getattr(drop, "shared_dims", ())
-            ):
+            if isinstance(drop, _DROPOUTS) and type(layer) in (nn.Linear, *_CONV_DIMS) and float(drop.p) > 0:
+                if isinstance(drop, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)) or getattr(drop, "shared_dims", ()):
+                    raise ValueError(
+                        f"to_variational cannot convert {first!r} ({drop!r}): it drops whole channels (one mask "
+                        "shared over positions), while a variational layer's noise is independent per element, so "
+                        "the moments would not match. Replace it with element-wise dropout first, or keep it."
+                    )
                 container._modules[second] = _convert_layer(layer, float(drop.p), alpha)
                 container._modules[first] = nn.Identity()
                 converted += 1

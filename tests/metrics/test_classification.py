@@ -165,3 +165,22 @@ def test_no_silent_softmax_of_logits():
     logits = torch.tensor([[2.0, -1.0], [0.3, 0.1]])
     with pytest.raises(ValueError, match="apply a softmax to logits first|probabilities in"):
         M.nll(logits, [0, 1])
+
+
+def test_binning_does_not_depend_on_the_dtype():
+    # The review's case: linspace edges put 0.6 into bin 2 of 5 in float64 (edge 0.6000000000000001) and bin 3 in
+    # float32; ECE was 0.45 vs 0.15. floor(5 * 0.6) = 3: bin [0.6, 0.8) holds 0.6 and 0.7, accuracy 1/2.
+    for dtype in (np.float32, np.float64):
+        p = np.array([0.6, 0.7], dtype=dtype)
+        assert M.ece(p, [0, 1], n_bins=5) == pytest.approx(abs(0.5 - 0.65))
+        assert M.reliability_table(p, [0, 1], n_bins=5).count.tolist() == [0, 0, 0, 2, 0]
+        # right-closed: 0.6 in (0.4, 0.6], 0.7 in (0.6, 0.8]
+        assert M.reliability_table(p, [0, 1], n_bins=5, right=True).count.tolist() == [0, 0, 1, 1, 0]
+    rng = np.random.default_rng(3)
+    p = rng.integers(0, 1000, 500) / 1000  # many values on or next to edges of 10, 15 and 20 bins
+    y = rng.integers(0, 2, 500)
+    for n_bins in (10, 15, 20):
+        for right in (False, True):
+            a = M.reliability_table(p, y, n_bins=n_bins, right=right).count
+            b = M.reliability_table(p.astype(np.float32), y, n_bins=n_bins, right=right).count
+            assert a.tolist() == b.tolist()

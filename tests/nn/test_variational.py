@@ -156,7 +156,7 @@ def test_to_variational_keeps_predictions_and_moments():
 
 
 def test_to_variational_conv_and_errors():
-    net = nn.Sequential(nn.Sequential(nn.Dropout2d(0.2), nn.Conv2d(2, 3, 3)))
+    net = nn.Sequential(nn.Sequential(nn.Dropout(0.2), nn.Conv2d(2, 3, 3)))
     v = bayesdrop.to_variational(net, alpha="input")
     assert isinstance(v[0][1], VariationalConv) and v[0][1].log_alpha.shape == (2,)
     assert torch.allclose(v[0][1].log_alpha, torch.full((2,), math.log(0.25)))
@@ -166,6 +166,10 @@ def test_to_variational_conv_and_errors():
         ValueError, match="'alpha' parameter of to_variational must be one of 'weight', 'input', 'layer'"
     ):
         bayesdrop.to_variational(net, alpha="unit")
+    # Channel-wise dropout has no per-element variational equivalent: refused, not converted element-wise.
+    for drop in (nn.Dropout2d(0.2), bayesdrop.nn.Dropout(0.2, shared_dims=(2, 3))):
+        with pytest.raises(ValueError, match=r"cannot convert '0' .* drops whole channels"):
+            bayesdrop.to_variational(nn.Sequential(drop, nn.Conv2d(2, 3, 3)))
 
 
 @pytest.mark.parametrize(
@@ -191,3 +195,44 @@ def test_bad_arguments(kwargs, exc, match):
         VariationalLinear(0, 2)
     with pytest.raises(ValueError, match=r"'dims' parameter of VariationalConv must be one of 1, 2, 3. Got 4"):
         VariationalConv(1, 1, 1, dims=4)
+
+
+def test_input_alpha_acts_on_features_for_any_leading_shape():
+    # (N, T, F) with T == F: output[..., t, j] = xi_{t j} with variance alpha_j (per feature), whatever t.
+    # The old bug applied alpha per time step (variance alpha_t). The sample variance of n Gaussian draws has
+    # SE sqrt(2 / (n - 1)) alpha; 9 checks.
+    alpha = torch.tensor([1.0, 0.01, 0.25])
+    layer = VariationalLinear(3, 3, bias=False, alpha="input")
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(3))
+        layer.log_alpha_param.copy_(alpha.log())
+    n = 20_000
+    s = bayesdrop.sample(layer, torch.ones(1, 3, 3), n, seed=0)[:, 0].double()  # (n, T, F)
+    var = s.var(0)
+    se = alpha.double() * math.sqrt(2 / (n - 1))
+    assert torch.all((var - alpha.double()).abs() <= z_value(9) * se), var
+
+
+def test_input_alpha_of_a_convolution_acts_on_channels():
+    alpha = torch.tensor([0.5, 0.02])
+    conv = bayesdrop.nn.VariationalConv(2, 2, 1, bias=False, dims=1, alpha="input")
+    with torch.no_grad():
+        conv.weight.copy_(torch.eye(2)[..., None])
+        conv.log_alpha_param.copy_(alpha.log())
+    n = 20_000
+    s = bayesdrop.sample(conv, torch.ones(1, 2, 2), n, seed=1)[:, 0].double()  # (n, C, L) with C == L
+    se = alpha.double()[:, None] * math.sqrt(2 / (n - 1))
+    assert torch.all((s.var(0) - alpha.double()[:, None]).abs() <= z_value(4) * se)
+
+
+def test_sparsity_uses_each_layers_own_threshold():
+    # The fraction must be what eval mode zeroes: layer a prunes at log alpha > 1, layer b at > 5.
+    torch.manual_seed(0)
+    a, b = VariationalLinear(10, 10, threshold=1.0), VariationalLinear(10, 30, threshold=5.0)
+    a.reset_log_alpha(2.0)  # pruned by a's threshold, not by the default 3
+    b.reset_log_alpha(4.0)  # pruned by the default 3, not by b's threshold
+    model = nn.Sequential(a, b).eval()
+    zeroed = sum(int((m.eval_weight() == 0).sum()) for m in (a, b)) / 400
+    assert bayesdrop.sparsity(model) == zeroed == 0.25  # a's 100 weights (the default 3 would give b's 300)
+    assert bayesdrop.sparsity(model, threshold=3.0) == 0.75  # an explicit threshold for all: b pruned, a kept
+    assert bayesdrop.sparsity(model, threshold=0.0) == 1.0
