@@ -145,7 +145,8 @@ def _bin_index(conf: Array, n_bins: int, right: bool) -> npt.NDArray[np.int64]:
     nearest = np.round(scaled)
     scaled = np.where(np.abs(scaled - nearest) <= n_bins * 2.0**-24, nearest, scaled)
     idx = np.ceil(scaled) - 1 if right else np.floor(scaled)
-    return np.clip(idx, 0, n_bins - 1).astype(np.int64)
+    out: npt.NDArray[np.int64] = np.clip(idx, 0, n_bins - 1).astype(np.int64)
+    return out
 
 
 def _table(conf: Array, outcome: Array, n_bins: int, binning: str, right: bool) -> ReliabilityTable:
