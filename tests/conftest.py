@@ -39,3 +39,10 @@ def shared_data() -> Path:
 
 def sem(var: float, n: int) -> float:
     return math.sqrt(var / n)
+
+
+def t_value(df: int, num_checks: int = 1, budget: float = FAILURE_BUDGET) -> float:
+    """Two-sided Student-t threshold for a standard error estimated with ``df`` degrees of freedom."""
+    from scipy.stats import t
+
+    return float(t.ppf(1.0 - budget / (2.0 * num_checks), df))

@@ -296,3 +296,15 @@ def test_sample_runs_on_the_model_device_with_the_right_moments(device):
     se = math.sqrt(p / (1 - p) / T)
     assert torch.all((s.double().mean(0) - 1).abs() <= z_value(8) * se)
     assert torch.equal(s, bayesdrop.sample(layer, torch.ones(2, 4), T, seed=0))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 11])  # N = 10: chunks of 1, one that never lines up, N + 1
+def test_tiled_rows_map_to_their_own_examples(chunk_size):
+    # Row i of x is i + 1 everywhere, so every output of example i is 0 or (i + 1) / (1 - p); a tiled row
+    # mapped to the wrong example shows another value.
+    p, n = 0.25, 10
+    x = torch.arange(1.0, n + 1)[:, None].expand(n, 5).contiguous()
+    s = bayesdrop.sample(nn.Sequential(Dropout(p)), x, 9, seed=0, chunk_size=chunk_size)
+    expected = (x / (1 - p)).expand_as(s)
+    assert torch.all((s == 0) | torch.isclose(s, expected))
+    assert torch.all((s != 0).any(2).sum(0) > 0)  # every example kept something somewhere

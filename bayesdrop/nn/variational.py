@@ -449,7 +449,9 @@ def to_variational(model: nn.Module, *, alpha: str = "weight") -> nn.Module:
         for first, second in itertools.pairwise(names):
             drop, layer = container._modules[first], container._modules[second]
             if isinstance(drop, _DROPOUTS) and type(layer) in (nn.Linear, *_CONV_DIMS) and float(drop.p) > 0:
-                if isinstance(drop, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)) or bool(getattr(drop, "shared_dims", None)):
+                if isinstance(drop, (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)) or bool(
+                    getattr(drop, "shared_dims", None)
+                ):
                     raise ValueError(
                         f"to_variational cannot convert {first!r} ({drop!r}): it drops whole channels (one mask "
                         "shared over positions), while a variational layer's noise is independent per element, so "
