@@ -14,6 +14,8 @@ draw the same noise.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -72,6 +74,24 @@ def rank_seed(seed: int | None) -> int | None:
     if seed is None:
         seed = int(torch.randint(0, 2**62, ()))
     return derive_seed(seed, rank())
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """The one way bayesdrop seeds: torch's RNG seeded with ``seed`` inside, the caller's state restored after.
+
+    The CPU generator is forked always, the CUDA generator of ``device``
+    when it is a CUDA device. ``seed=None``: the global RNG as it is (so
+    ``torch.manual_seed`` at the top of a script makes a run reproducible).
+    Under several processes pass :func:`rank_seed` of the user's seed.
+    """
+    if seed is None:
+        yield
+        return
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def all_reduce_sum(t: Tensor) -> Tensor:

@@ -52,6 +52,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._distributed import seeded
+from ._io import atomic_write
 from .datasets import load_uci
 from .likelihoods import Gaussian
 from .metrics import mixture_nll, rmse
@@ -98,9 +100,9 @@ def _standardise(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _train(
     method: str, x: np.ndarray, y: np.ndarray, hidden: int, epochs: int, p: float, tau: float | None, seed: int
 ) -> tuple[torch.nn.Module, Gaussian]:
-    torch.manual_seed(seed)
     kind = "variational" if method == "variational" else method
-    net = build_mlp(x.shape[1], (hidden,), 1, kind, p)
+    with seeded(seed):
+        net = build_mlp(x.shape[1], (hidden,), 1, kind, p)
     lr, warmup = 1e-3, 0
     if method == "variational":
         lik = Gaussian()
@@ -258,9 +260,7 @@ def run_uci(
             for t in tasks:
                 record(_task(t))
     bar.close()
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(format_results(done))
-    os.replace(tmp, out)
+    atomic_write(out, format_results(done))
     return done
 
 

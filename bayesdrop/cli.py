@@ -12,7 +12,6 @@ import csv
 import io
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,13 @@ import numpy as np
 import torch
 
 from . import __version__
+from ._io import atomic_write
 
 __all__ = ["main"]
 
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
@@ -117,7 +105,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         writer.writerow([*(f"prob_{c}" for c in est.classes_), "predicted", "entropy", "mutual_information"])
         for row in zip(probs, pred, predictive_entropy(samples), mutual_information(samples), strict=True):
             writer.writerow([*row[0], row[1], row[2], row[3]])
-    _write_text_atomic(Path(args.out), buf.getvalue())
+    atomic_write(Path(args.out), buf.getvalue())
     print(f"wrote {args.out}: {len(X)} predictions from {args.num_samples} samples")
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
+from scipy.special import logsumexp
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
@@ -314,7 +315,7 @@ class _Regression:
         y = y.reshape(b, self.d)
         t = mu.shape[0]
         log_lik = -0.5 * (np.log(2 * np.pi * noise_var) + (y - mu) ** 2 / noise_var)  # (T, B, D)
-        mix = -(torch.logsumexp(torch.from_numpy(log_lik), 0).numpy() - math.log(t))
+        mix = -(logsumexp(log_lik, axis=0) - math.log(t))
         self.parts.append(
             {
                 "mean": mu.mean(0),

@@ -11,12 +11,11 @@ import base64
 import html
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import plots
+from ._io import atomic_dir
 
 if TYPE_CHECKING:
     from .evaluation import Evaluation
@@ -142,9 +141,7 @@ def write_report(evaluation: Evaluation, out_dir: str | os.PathLike[str], *, ove
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"Report folder {out} exists; pass overwrite=True to replace it.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2, allow_nan=False))
         with matplotlib.rc_context({"backend": "Agg"}):
             import matplotlib.pyplot as plt
@@ -168,15 +165,4 @@ def write_report(evaluation: Evaluation, out_dir: str | os.PathLike[str], *, ove
             f"<h2>Figures</h2>{''.join(sections)}</body></html>"
         )
         (tmp / "index.html").write_text(page)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            old.rmdir()
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

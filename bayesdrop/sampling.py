@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from . import _data
 from ._checks import check_int
-from ._distributed import rank_seed
+from ._distributed import rank_seed, seeded
 from .nn._protocol import StochasticModule, deterministic
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "deterministic", "is_stochastic", "sample", "sampling"]
@@ -287,11 +287,5 @@ def sample(
         chunk_size = max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(model, x, n))
     else:
         chunk_size = check_int(chunk_size, "chunk_size", "sample")
-    seed = rank_seed(seed)
-    with torch.no_grad(), sampling(model, train_mode=train_mode):
-        if seed is None:
-            return _draw(model, x, n, num_samples, chunk_size, output)
-        devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return _draw(model, x, n, num_samples, chunk_size, output)
+    with torch.no_grad(), sampling(model, train_mode=train_mode), seeded(rank_seed(seed), device):
+        return _draw(model, x, n, num_samples, chunk_size, output)

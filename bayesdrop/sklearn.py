@@ -42,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import Tensor, nn
 
 from ._checks import check_float, check_int, check_option, check_probability
+from ._distributed import seeded
 from .likelihoods import Categorical, Gaussian
 from .nn import Dropout, GaussianDropout, VariationalLinear
 from .sampling import sample
@@ -161,9 +162,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         x_std = x.std(0, unbiased=False)
         x_std = torch.where(x_std > 0, x_std, torch.ones_like(x_std))
         seed = self._seed(0)
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with seeded(seed):
             net = build_mlp(X.shape[1], hidden, n_out, self.method, self.p)
         self.history_ = fit(
             net,

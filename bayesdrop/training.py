@@ -24,8 +24,7 @@ import contextlib
 import copy
 import math
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 from . import _data
 from . import _distributed as D
 from ._checks import check_float, check_int
+from ._io import atomic_write
 from .likelihoods import Categorical, Gaussian
 from .nn._protocol import StochasticModule, deterministic
 from .nn.variational import kl_divergence
@@ -70,17 +70,7 @@ class History:
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -200,18 +190,6 @@ def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
     torch.set_rng_state(state["cpu"])
     if "cuda" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
-
-
-@contextlib.contextmanager
-def _rng(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seeded (per rank under torch.distributed) without touching the caller's RNG state."""
-    seed = D.rank_seed(seed)
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 # ----------------------------------------------------------------- the run
@@ -559,7 +537,7 @@ def fit(
         model, likelihood, opt, sched, data=data, val=val, device=dev, dtype=dtype, n=n, kl_scale=kl_scale,
         warmup=kl_warmup_epochs, output=output, checkpoint=checkpoint,
     )  # fmt: skip
-    with _rng(seed, dev):
+    with D.seeded(D.rank_seed(seed), dev):  # per rank under torch.distributed
         run = _Run(History(kl_weight=kl_scale / n))
         if resume and checkpoint is not None and Path(checkpoint).exists():
             if not _data.replayable(data):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.metrics import roc_auc_score
 
 from .._checks import check_int, check_option
 from ._arrays import Array, ArrayLike, probs_and_labels
@@ -343,24 +344,6 @@ def aurc(probs: ArrayLike, labels: ArrayLike) -> float:
     return float(np.sum(n_per_point * risk))
 
 
-def _auroc(scores: Array, positive: Array) -> float:
-    """Mann-Whitney AUROC with average ranks for ties."""
-    order = np.argsort(scores, kind="stable")
-    s = scores[order]
-    ranks = np.empty(len(s))
-    start = 0
-    for end in np.r_[np.flatnonzero(s[1:] != s[:-1]) + 1, len(s)]:
-        ranks[start:end] = (start + end + 1) / 2.0  # average of ranks start+1 .. end
-        start = end
-    r = np.empty(len(s))
-    r[order] = ranks
-    n_pos = positive.sum()
-    n_neg = len(positive) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    return float((r[positive == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
 def misclassification_auroc(probs: ArrayLike, labels: ArrayLike) -> float:
     """AUROC of the confidence for telling correct from wrong predictions.
 
@@ -375,4 +358,7 @@ def misclassification_auroc(probs: ArrayLike, labels: ArrayLike) -> float:
     """
     p, y = probs_and_labels(probs, labels)
     conf = p.max(1) if p.ndim == 2 else np.maximum(p, 1 - p)
-    return _auroc(conf, (_predicted(p) == y).astype(np.float64))
+    correct = _predicted(p) == y
+    if correct.all() or not correct.any():  # one class only: the AUROC is undefined
+        return float("nan")
+    return float(roc_auc_score(correct, conf))  # ties count one half (Mann-Whitney)

@@ -17,6 +17,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import rel_entr
 
 from ._arrays import Array, ArrayLike, as_float, as_probs, same_length
 from .classification import accuracy, brier, ece, nll
@@ -25,9 +26,7 @@ __all__ = ["ensemble_gap", "regression_gap"]
 
 
 def _kl_rows(p: Array, q: Array) -> Array:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
-    return np.asarray(terms.sum(-1))
+    return np.asarray(rel_entr(p, q).sum(-1))  # 0 log 0/q = 0; p log p/0 = inf
 
 
 def per_example_gap(mc_probs: ArrayLike, det_probs: ArrayLike) -> dict[str, Array]:

@@ -20,7 +20,7 @@ import math
 from statistics import NormalDist
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import logsumexp, ndtr
 
 from .._checks import check_float
 from ._arrays import Array, ArrayLike, as_float, same_length
@@ -112,9 +112,7 @@ def mixture_nll(mean_samples: ArrayLike, y: ArrayLike, noise_std: ArrayLike) -> 
         raise ValueError(f"The 'mean_samples' parameter must have shape (T, {t.shape[0]}). Got {mu.shape} instead.")
     s = np.broadcast_to(_std(noise_std, mu, "noise_std"), mu.shape)
     logp = -0.5 * _LOG_2PI - np.log(s) - 0.5 * ((t - mu) / s) ** 2
-    top = logp.max(0)
-    lse = top + np.log(np.exp(logp - top).sum(0)) - math.log(mu.shape[0])
-    return float(-np.mean(lse))
+    return float(-np.mean(logsumexp(logp, axis=0) - math.log(mu.shape[0])))
 
 
 def crps_gaussian(mean: ArrayLike, std: ArrayLike, y: ArrayLike) -> float:
@@ -130,7 +128,7 @@ def crps_gaussian(mean: ArrayLike, std: ArrayLike, y: ArrayLike) -> float:
     m, t = _pair(mean, y)
     s = _std(std, m)
     z = (t - m) / s
-    cdf = 0.5 * (1.0 + erf(z / math.sqrt(2.0)))
+    cdf = ndtr(z)
     pdf = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     return float(np.mean(s * (z * (2 * cdf - 1) + 2 * pdf - 1 / math.sqrt(math.pi))))
 
@@ -216,7 +214,7 @@ def regression_calibration_curve(
     expected = np.linspace(0.0, 1.0, num_levels + 2)
     # |y - mu| / sigma <= z_level  <=>  2 Phi(|z|) - 1 <= level
     absz = np.abs(t - m) / s
-    needed = erf(absz / math.sqrt(2.0))
+    needed = 2.0 * ndtr(absz) - 1.0
     observed = np.array([np.mean(needed <= lv) if 0 < lv < 1 else lv for lv in expected])
     return expected, observed
 

@@ -14,6 +14,7 @@ References
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import entr
 
 from ._arrays import Array, ArrayLike, as_probs
 
@@ -25,9 +26,7 @@ def _samples(prob_samples: ArrayLike) -> Array:
 
 
 def _entropy(p: Array) -> Array:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p > 0, p * np.log(p), 0.0)
-    return np.asarray(-terms.sum(-1))
+    return np.asarray(entr(p).sum(-1))  # entr(0) = 0
 
 
 def predictive_entropy(prob_samples: ArrayLike) -> Array:

@@ -486,9 +486,6 @@ def drop_connect_conv(
     return out if bias is None else out + bias.view(1, -1, *([1] * (out.ndim - 2)))
 
 
-_SQRT2 = math.sqrt(2.0)
-
-
 def relu_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
     r"""Exact mean and variance of :math:`\max(0, z)` for :math:`z \sim N(\mu, s^2)`.
 
@@ -500,7 +497,7 @@ def relu_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
     """
     s = var.clamp_min(1e-20).sqrt()
     r = mean / s
-    cdf = 0.5 * (1 + torch.erf(r / _SQRT2))
+    cdf = torch.special.ndtr(r)
     pdf = torch.exp(-0.5 * r * r) / math.sqrt(2 * math.pi)
     m1 = mean * cdf + s * pdf
     m2 = (mean * mean + var) * cdf + mean * s * pdf
