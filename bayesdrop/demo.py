@@ -19,6 +19,7 @@ import torch
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.model_selection import train_test_split
 
+from ._io import atomic_write
 from .evaluation import Evaluation, evaluate
 from .likelihoods import Gaussian
 from .report import write_report
@@ -79,21 +80,50 @@ def run_demo(out: Path, *, overwrite: bool = False, quick: bool = False, progres
     return rows
 
 
+_HEADLINE = {"classification": "reliability.png", "regression": "regression_calibration.png"}
+
+
 def _summary(out: Path, rows: list[dict[str, Any]]) -> None:
+    """summary.md (markdown, for the README) and index.html (an HTML table a browser shows as a table)."""
     lines = ["| dataset | method | metric | MC predictive | deterministic (eval mode) |", "|---|---|---|---|---|"]
     for r in rows:
         task = "classification" if r["dataset"] == "digits" else "regression"
         for k in _SHOWN[task]:
             lines.append(f"| {r['dataset']} | {r['method']} | {k} | {r['mc'][k]:.4f} | {r['det'][k]:.4f} |")
     table = "\n".join(lines) + "\n"
-    (out / "summary.md").write_text(table)
-    links = "".join(
-        f"<li><a href='{html.escape(r['report'])}/index.html'>{html.escape(r['dataset'])}: {html.escape(r['method'])}</a></li>"
-        for r in rows
-    )
-    (out / "index.html").write_text(
-        "<!doctype html><html><head><meta charset='utf-8'><title>bayesdrop demo</title></head><body>"
-        f"<h1>bayesdrop demo</h1><ul>{links}</ul><pre>{html.escape(table)}</pre></body></html>"
-    )
+    atomic_write(out / "summary.md", table)
+    atomic_write(out / "index.html", _page(rows))
     print("\n" + table)
-    print(f"reports in {out}/ (open {out}/index.html)")
+    print(f"reports in {out}/ (open {out}/index.html in a browser)")
+
+
+def _page(rows: list[dict[str, Any]]) -> str:
+    esc = html.escape
+    body = []
+    for r in rows:
+        task = "classification" if r["dataset"] == "digits" else "regression"
+        link = f"{esc(r['report'])}/index.html"
+        figure = f"{esc(r['report'])}/{_HEADLINE[task]}"
+        metrics = "".join(
+            f"<tr><td>{esc(k)}</td><td>{r['mc'][k]:.4f}</td><td>{r['det'][k]:.4f}</td></tr>" for k in _SHOWN[task]
+        )
+        body.append(
+            f"<tr><td><b>{esc(r['dataset'])}</b><br>{esc(r['method'])}<br><a href='{link}'>full report</a></td>"
+            f"<td><a href='{link}'><img src='{figure}' alt='{esc(_HEADLINE[task])} of {esc(r['report'])}'></a></td>"
+            "<td><table class='m'><tr><th>metric</th><th>MC predictive</th><th>deterministic</th></tr>"
+            f"{metrics}</table></td></tr>"
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:6px 10px;vertical-align:top}"
+        "table.m td{text-align:right}table.m td:first-child{text-align:left}img{width:300px}"
+    )
+    intro = (
+        "<p>Each model was fitted on 70% of a scikit-learn dataset and evaluated on the rest: the MC predictive "
+        "(T = 100 stochastic passes) beside the deterministic eval-mode pass. Click a figure for the full report.</p>"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>bayesdrop demo</title><style>{style}</style>"
+        f"</head><body><h1>bayesdrop demo</h1>{intro}<table><tr><th>model</th><th>headline figure</th>"
+        f"<th>metrics</th></tr>{''.join(body)}</table></body></html>"
+    )

@@ -169,5 +169,12 @@ def test_demo_quick(tmp_path, capsys):
         "summary.md",
     ]
     assert "| digits | variational | accuracy |" in (out / "summary.md").read_text()
+    # The index page is HTML a browser shows as a table (no markdown in a <pre>), linking every report and
+    # showing its headline figure, which exists.
+    page = (out / "index.html").read_text()
+    assert "<pre>" not in page and "|---|" not in page and page.count("<tr>") >= 4 * 5
+    for report, figure in [("digits-mc", "reliability.png"), ("diabetes-variational", "regression_calibration.png")]:
+        assert f"href='{report}/index.html'" in page and f"src='{report}/{figure}'" in page
+        assert (out / report / figure).exists()
     assert main(["demo", "--out", str(out), "--quick", "--quiet"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
