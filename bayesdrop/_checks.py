@@ -75,6 +75,13 @@ def check_tensor(value: Any, name: str, owner: str) -> torch.Tensor:
     return value
 
 
+def check_spatial_dims(value: Any, owner: str) -> int:
+    """Return ``value`` after checking it is 1, 2 or 3 (a conv1d/2d/3d layout), for the ``dims`` parameter."""
+    if isinstance(value, bool) or value not in (1, 2, 3):
+        raise _fail("dims", owner, "one of 1, 2, 3", value)
+    return int(value)
+
+
 def check_dims(value: Any, name: str, owner: str) -> tuple[int, ...]:
     """Return ``value`` as a tuple of non-batch dimension indices (no 0)."""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -59,7 +59,7 @@ from .likelihoods import Gaussian
 from .metrics import mixture_nll, rmse
 from .nn import sparsity
 from .sampling import sample
-from .sklearn import build_mlp
+from .sklearn import Method, build_mlp
 from .training import fit
 
 __all__ = ["GAL_2016", "GAL_REPO_10X", "METHODS", "format_results", "run_split", "run_uci"]
@@ -98,11 +98,10 @@ def _standardise(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _train(
-    method: str, x: np.ndarray, y: np.ndarray, hidden: int, epochs: int, p: float, tau: float | None, seed: int
+    method: Method, x: np.ndarray, y: np.ndarray, hidden: int, epochs: int, p: float, tau: float | None, seed: int
 ) -> tuple[torch.nn.Module, Gaussian]:
-    kind = "variational" if method == "variational" else method
     with seeded(seed):
-        net = build_mlp(x.shape[1], (hidden,), 1, kind, p)
+        net = build_mlp(x.shape[1], (hidden,), 1, method, p)
     lr, warmup = 1e-3, 0
     if method == "variational":
         lik = Gaussian()

@@ -23,7 +23,7 @@ from ._io import atomic_write
 from .evaluation import Evaluation, evaluate
 from .likelihoods import Gaussian
 from .report import write_report
-from .sklearn import DropoutClassifier, DropoutRegressor
+from .sklearn import DropoutClassifier, DropoutRegressor, Method
 
 __all__ = ["run_demo"]
 
@@ -36,7 +36,7 @@ _SHOWN = {
 def _runs(quick: bool, progress: bool) -> list[tuple[str, str, Any, Any]]:
     """(dataset, method, estimator, data) for the four demo models."""
     cls_epochs, reg_epochs = (3, 5) if quick else (60, 300)
-    plan = [
+    plan: list[tuple[str, Any, tuple[int, ...], int, float, tuple[tuple[Method, float], ...], Any]] = [
         ("digits", DropoutClassifier, (128,), cls_epochs, 3e-3, (("variational", 0.05), ("mc", 0.2)), load_digits),
         ("diabetes", DropoutRegressor, (50,), reg_epochs, 1e-2, (("variational", 0.05), ("mc", 0.1)), load_diabetes),
     ]

@@ -13,7 +13,7 @@ References
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -49,7 +49,7 @@ def reliability_diagram(
     labels: ArrayLike,
     *,
     n_bins: int = 15,
-    binning: str = "width",
+    binning: Literal["width", "mass"] = "width",
     ax: Axes | None = None,
     label: str = "MC dropout",
     overlay: ArrayLike | None = None,

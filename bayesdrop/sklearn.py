@@ -30,7 +30,7 @@ With ``random_state`` set, a given call is reproducible.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -50,10 +50,11 @@ from .training import fit
 
 __all__ = ["DropoutClassifier", "DropoutRegressor", "build_mlp"]
 
-METHODS = ("variational", "mc", "gaussian")
+Method = Literal["variational", "mc", "gaussian"]
+METHODS: tuple[Method, ...] = get_args(Method)
 
 
-def build_mlp(n_in: int, hidden: tuple[int, ...], n_out: int, method: str, p: float) -> nn.Sequential:
+def build_mlp(n_in: int, hidden: tuple[int, ...], n_out: int, method: Method, p: float) -> nn.Sequential:
     """The estimators' network: ReLU MLP with noise before every linear layer."""
     layers: list[nn.Module] = []
     sizes = [n_in, *hidden]
@@ -104,7 +105,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
-        method: str = "variational",
+        method: Method = "variational",
         p: float = 0.05,
         *,
         epochs: int = 200,
@@ -247,7 +248,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
-        method: str = "variational",
+        method: Method = "variational",
         p: float = 0.05,
         *,
         heteroscedastic: bool = False,

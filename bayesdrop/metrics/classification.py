@@ -25,6 +25,7 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,9 @@ __all__ = [
     "reliability_table",
     "risk_coverage_curve",
 ]
+
+
+Binning = Literal["width", "mass"]
 
 
 def _confidence_correct(p: Array, y: npt.NDArray[np.int64]) -> tuple[Array, Array]:
@@ -178,7 +182,7 @@ def _check_binning(n_bins: int, binning: str, owner: str) -> int:
 
 
 def reliability_table(
-    probs: ArrayLike, labels: ArrayLike, *, n_bins: int = 15, binning: str = "width", right: bool = False
+    probs: ArrayLike, labels: ArrayLike, *, n_bins: int = 15, binning: Binning = "width", right: bool = False
 ) -> ReliabilityTable:
     """Per-bin lower and upper edge, count, accuracy and mean confidence.
 
@@ -240,8 +244,8 @@ def ece(
     labels: ArrayLike,
     *,
     n_bins: int = 15,
-    norm: str = "l1",
-    binning: str = "width",
+    norm: Literal["l1", "l2", "max"] = "l1",
+    binning: Binning = "width",
     right: bool = False,
     debias: bool = False,
 ) -> float:
@@ -279,7 +283,7 @@ def ece(
 
 
 def classwise_ece(
-    probs: ArrayLike, labels: ArrayLike, *, n_bins: int = 15, binning: str = "width", right: bool = False
+    probs: ArrayLike, labels: ArrayLike, *, n_bins: int = 15, binning: Binning = "width", right: bool = False
 ) -> float:
     r"""Classwise ECE: the mean over classes of the ECE of P(y = k) (Kull et al. 2019).
 

@@ -1,6 +1,7 @@
 """Stochastic layers of bayesdrop (the math lives in :mod:`bayesdrop.nn.functional`)."""
 
 from . import functional
+from ._protocol import StochasticModule
 from .depth import DropPath, DropPathJoin, StochasticDepth, linear_decay
 from .dropout import Dropout, GaussianDropout, GaussianNoise, SpatialDropout
 from .moments import FastDropoutLinear, moment_propagation
@@ -28,6 +29,7 @@ __all__ = [
     "MaxPoolDropout2d",
     "SpatialDropout",
     "StochasticDepth",
+    "StochasticModule",
     "VariationalConv",
     "VariationalConv2d",
     "VariationalLinear",

@@ -1,4 +1,10 @@
-"""The mode protocol shared by every bayesdrop stochastic layer (private)."""
+"""The mode protocol shared by every bayesdrop stochastic layer.
+
+``StochasticModule`` is public (``bayesdrop.nn.StochasticModule``): a custom
+layer that subclasses it and draws its noise when ``self.stochastic`` is True
+joins the protocol, so ``sampling``, ``sample``, ``evaluate`` and ``fit`` treat
+it like bayesdrop's own layers.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,35 @@ from torch import nn
 
 
 class StochasticModule(nn.Module):
-    """A module whose noise is on in train mode and under ``bayesdrop.sampling``.
+    r"""Base class of a layer whose noise is on in train mode and under ``bayesdrop.sampling``.
 
-    ``sampling`` is switched by :func:`bayesdrop.sampling` only; eval mode
-    with ``sampling = False`` replaces every noise by its expectation.
+    Subclass it, call ``super().__init__()``, and in ``forward`` draw noise
+    when ``self.stochastic`` is True; otherwise return the noise's
+    expectation (the eval rule). ``sampling`` is switched by
+    :func:`bayesdrop.sampling` only. Parameters that set the noise (a learned
+    rate) go in ``noise_parameters``, which keeps weight decay off them in
+    :func:`bayesdrop.fit`; a ``kl()`` method is not part of the protocol
+    (:func:`bayesdrop.kl_divergence` reads variational layers only).
+
+    Examples
+    --------
+    Multiplicative uniform noise on [1 - a, 1 + a] (mean 1, the identity in eval mode):
+
+    >>> import torch, bayesdrop
+    >>> class UniformNoise(bayesdrop.nn.StochasticModule):
+    ...     def __init__(self, a: float) -> None:
+    ...         super().__init__()
+    ...         self.a = a
+    ...     def forward(self, x: torch.Tensor) -> torch.Tensor:
+    ...         if not self.stochastic:
+    ...             return x
+    ...         return x * (1 + self.a * (2 * torch.rand_like(x) - 1))
+    >>> layer = UniformNoise(0.5).eval()
+    >>> bool(torch.equal(layer(torch.ones(3)), torch.ones(3)))
+    True
+    >>> s = bayesdrop.sample(layer, torch.ones(2, 3), 1000, seed=0)
+    >>> s.shape, bool(0.5 <= s.min() and s.max() <= 1.5 and abs(float(s.mean()) - 1) < 0.05)
+    (torch.Size([1000, 2, 3]), True)
     """
 
     sampling: bool

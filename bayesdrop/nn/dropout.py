@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from .._checks import check_dims, check_float, check_probability
+from .._checks import check_dims, check_float, check_probability, check_spatial_dims
 from . import functional as BF
 from ._protocol import StochasticModule
 
@@ -115,8 +115,7 @@ def SpatialDropout(p: float = 0.5, dims: int = 2) -> Dropout:
     >>> SpatialDropout(0.2, dims=3)
     Dropout(p=0.2, shared_dims=(2, 3, 4))
     """
-    if dims not in (1, 2, 3):
-        raise ValueError(f"The 'dims' parameter of SpatialDropout must be one of 1, 2, 3. Got {dims!r} instead.")
+    dims = check_spatial_dims(dims, "SpatialDropout")
     return Dropout(p, shared_dims=tuple(range(2, 2 + dims)))
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,9 @@ __all__ = [
     "sigmoid_moments",
     "unit_gaussian_dropout",
 ]
+
+
+KLApproximation = Literal["molchanov", "kingma"]
 
 
 def _s64(v: int) -> int:
@@ -318,7 +321,7 @@ _C1, _C2, _C3 = 1.16145124, -1.50204118, 0.58629921
 KL_CONSTANT = (0.5772156649015329 + math.log(2.0)) / 2.0
 
 
-def kl_log_uniform(log_alpha: Tensor, approximation: str = "molchanov") -> Tensor:
+def kl_log_uniform(log_alpha: Tensor, approximation: KLApproximation = "molchanov") -> Tensor:
     r"""KL(q || p) of a weight ``N(theta, alpha theta^2)`` and the log-uniform prior.
 
     Elementwise, in nats, normalised so that the KL tends to 0 as alpha grows.

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_int, check_tensor
+from .._checks import check_int, check_spatial_dims, check_tensor
 from ._protocol import deterministic
 from .dropout import Dropout
 
@@ -54,8 +54,7 @@ def conv_block(
     >>> [type(m).__name__ for m in conv_block(3, 8, 0.1)]
     ['BatchNorm2d', 'ReLU', 'Dropout', 'Conv2d']
     """
-    if dims not in (1, 2, 3):
-        raise ValueError(f"The 'dims' parameter of conv_block must be one of 1, 2, 3. Got {dims!r} instead.")
+    dims = check_spatial_dims(dims, "conv_block")
     check_int(in_channels, "in_channels", "conv_block")
     check_int(out_channels, "out_channels", "conv_block")
     shared = tuple(range(2, 2 + dims)) if spatial else ()

@@ -30,16 +30,17 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_float, check_int, check_option
+from .._checks import check_float, check_int, check_option, check_spatial_dims
 from . import functional as BF
 from ._protocol import StochasticModule
 from .dropout import Dropout, GaussianDropout
+from .functional import KLApproximation
 
 __all__ = [
     "VariationalConv",
@@ -50,7 +51,8 @@ __all__ = [
     "to_variational",
 ]
 
-ALPHA_MODES = ("weight", "input", "layer")
+AlphaMode = Literal["weight", "input", "layer"]
+ALPHA_MODES: tuple[AlphaMode, ...] = get_args(AlphaMode)
 LOG_ALPHA_RANGE = (-8.0, 8.0)
 
 
@@ -119,7 +121,7 @@ class _Variational(StochasticModule):
             la = la.view((1, -1) + (1,) * (self.weight.ndim - 2))
         return la.expand_as(self.weight)
 
-    def kl(self, approximation: str = "molchanov") -> Tensor:
+    def kl(self, approximation: KLApproximation = "molchanov") -> Tensor:
         """KL divergence to the log-uniform prior, summed over weights (nats)."""
         if self.log_sigma2 is not None and approximation == "molchanov":
             return BF.kl_log_uniform_additive(self.weight, self.log_sigma2)
@@ -198,7 +200,7 @@ class VariationalLinear(_Variational):
         out_features: int,
         bias: bool = True,
         *,
-        alpha: str = "weight",
+        alpha: AlphaMode = "weight",
         init_log_alpha: float = -4.0,
         threshold: float = 3.0,
     ) -> None:
@@ -257,14 +259,13 @@ class VariationalConv(_Variational):
         bias: bool = True,
         *,
         dims: int = 2,
-        alpha: str = "weight",
+        alpha: AlphaMode = "weight",
         init_log_alpha: float = -4.0,
         threshold: float = 3.0,
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if dims not in (1, 2, 3):
-            raise ValueError(f"The 'dims' parameter of {name} must be one of 1, 2, 3. Got {dims!r} instead.")
+        dims = check_spatial_dims(dims, name)
         self.dims = dims
         self.in_channels = check_int(in_channels, "in_channels", name)
         self.out_channels = check_int(out_channels, "out_channels", name)
@@ -313,7 +314,7 @@ def _variational_layers(model: nn.Module) -> list[_Variational]:
     return [m for m in model.modules() if isinstance(m, _Variational)]
 
 
-def kl_divergence(model: nn.Module, approximation: str = "molchanov") -> Tensor:
+def kl_divergence(model: nn.Module, approximation: KLApproximation = "molchanov") -> Tensor:
     """Sum of the KL terms of every variational layer of ``model`` (nats).
 
     Returns a zero tensor for a model without variational layers.
@@ -370,7 +371,7 @@ _CONV_DIMS: dict[type[nn.Module], int] = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d:
 _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, Dropout, GaussianDropout)
 
 
-def _convert_layer(layer: nn.Module, p: float, alpha: str) -> _Variational:
+def _convert_layer(layer: nn.Module, p: float, alpha: AlphaMode) -> _Variational:
     new: _Variational
     if type(layer) is nn.Linear:
         new = VariationalLinear(layer.in_features, layer.out_features, layer.bias is not None, alpha=alpha)
@@ -402,7 +403,7 @@ def _convert_layer(layer: nn.Module, p: float, alpha: str) -> _Variational:
     return new
 
 
-def to_variational(model: nn.Module, *, alpha: str = "weight") -> nn.Module:
+def to_variational(model: nn.Module, *, alpha: AlphaMode = "weight") -> nn.Module:
     """Turn dropout-before-affine pairs of a trained network into variational layers.
 
     Every element-wise ``Dropout(p)`` (torch's ``nn.Dropout`` or bayesdrop's

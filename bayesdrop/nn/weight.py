@@ -22,13 +22,13 @@ using DropConnect", ICML (eq. 1-2, sec. 3.2 inference).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_int, check_option, check_probability
+from .._checks import check_int, check_option, check_probability, check_spatial_dims
 from . import functional as BF
 from ._protocol import StochasticModule
 
@@ -40,7 +40,9 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
 }
-INFERENCE = ("weight_scaling", "moment_matching")
+Inference = Literal["weight_scaling", "moment_matching"]
+Activation = Literal["identity", "relu", "sigmoid", "tanh"]
+INFERENCE: tuple[Inference, ...] = get_args(Inference)
 
 
 class _DropConnect(StochasticModule):
@@ -118,8 +120,8 @@ class DropConnectLinear(_DropConnect):
         p: float = 0.5,
         bias: bool = True,
         *,
-        activation: str = "identity",
-        inference: str = "weight_scaling",
+        activation: Activation = "identity",
+        inference: Inference = "weight_scaling",
         num_inference_samples: int = 100,
         inference_seed: int = 0,
     ) -> None:
@@ -164,14 +166,13 @@ class DropConnectConv(_DropConnect):
         bias: bool = True,
         *,
         dims: int = 2,
-        activation: str = "identity",
-        inference: str = "weight_scaling",
+        activation: Activation = "identity",
+        inference: Inference = "weight_scaling",
         num_inference_samples: int = 100,
         inference_seed: int = 0,
     ) -> None:
         super().__init__()
-        if dims not in (1, 2, 3):
-            raise ValueError(f"The 'dims' parameter of DropConnectConv must be one of 1, 2, 3. Got {dims!r} instead.")
+        dims = check_spatial_dims(dims, "DropConnectConv")
         cls: Any = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims]
         ref = cls(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=bias)
         self.weight, self.bias = ref.weight, ref.bias

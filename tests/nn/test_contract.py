@@ -15,6 +15,20 @@ from torch import nn
 import bayesdrop
 import bayesdrop.nn as bnn
 
+
+class _UniformNoise(bnn.StochasticModule):
+    """A user's layer joining the protocol through the public base class (the README's example)."""
+
+    def __init__(self, a: float) -> None:
+        super().__init__()
+        self.a = a
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.stochastic:
+            return x
+        return x * (1 + self.a * (2 * torch.rand_like(x) - 1))
+
+
 FACTORIES: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
     "Dropout": lambda: (bnn.Dropout(0.5), torch.randn(6, 5)),
     "GaussianDropout": lambda: (bnn.GaussianDropout(0.3, shared_dims=(2,)), torch.randn(6, 3, 4)),
@@ -28,6 +42,7 @@ FACTORIES: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
     "StochasticDepth": lambda: (bnn.StochasticDepth(torch.nn.Linear(5, 5), 0.5), torch.randn(6, 5)),
     "DropPathJoin": lambda: (bnn.DropPathJoin(3, 0.3, 0.5), torch.randn(6, 3, 4)),
     "GaussianNoise": lambda: (bnn.GaussianNoise(0.3), torch.randn(6, 5)),
+    "StochasticModule": lambda: (_UniformNoise(0.5), torch.randn(6, 5)),  # the base, through a user's layer
 }
 
 
