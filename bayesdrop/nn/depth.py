@@ -126,19 +126,10 @@ class DropPathJoin(StochasticModule):
 
     def _keep(self, n: int, device: torch.device) -> Tensor:
         """Keep mask (n, num_paths) with at least one path per row."""
-        k = self.num_paths
-        per_example = not self.training  # sampling: every example on its own
-        rows = n if per_example else 1
-        is_global = torch.rand(rows, 1, device=device) < self.p_global
-        chosen = torch.randint(0, k, (rows, 1), device=device)
-        global_mask = torch.zeros(rows, k, device=device, dtype=torch.bool).scatter_(1, chosen, True)
-        local = torch.rand(n, k, device=device) >= self.p_local
-        # a row with every path dropped keeps one path chosen at random
-        fallback = torch.zeros(n, k, device=device, dtype=torch.bool).scatter_(
-            1, torch.randint(0, k, (n, 1), device=device), True
+        # sampling (eval mode): every example on its own; training: one global/local choice per batch
+        return BF.drop_path_join_mask(
+            n, self.num_paths, self.p_local, self.p_global, per_example=not self.training, device=device
         )
-        local = torch.where(local.any(1, keepdim=True), local, fallback)
-        return torch.where(is_global.expand(n, 1), global_mask.expand(n, k), local)
 
     def forward(self, paths: Tensor | Sequence[Tensor]) -> Tensor:
         x = paths if isinstance(paths, Tensor) else torch.stack(list(paths), 1)

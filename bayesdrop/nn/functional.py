@@ -25,7 +25,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
@@ -33,9 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "bernoulli_mask",
     "drop_connect_conv",
     "drop_connect_linear",
+    "drop_connect_moment_matching",
     "drop_path",
+    "drop_path_join_mask",
     "dropout",
     "expected_gaussian_nll",
     "gaussian_dropout",
@@ -235,6 +238,39 @@ def unit_gaussian_dropout(
     std = log_alpha.mul(0.5).exp().reshape(shape if log_alpha.ndim else [])
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     return x * noise.mul_(std).add_(1.0)
+
+
+def bernoulli_mask(
+    shape: Sequence[int],
+    p: float,
+    *,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """A boolean keep mask: each element True with probability ``1 - p``, from :func:`random_bits`.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The mask's shape.
+    p : float
+        Drop probability (to 2**-32 resolution).
+    device : torch.device or str, optional
+        Where to build the mask.
+    generator : torch.Generator, optional
+        Source of the hash key (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        ``bool`` tensor of ``shape``.
+
+    Examples
+    --------
+    >>> bernoulli_mask((2, 3), 0.0).all().item()
+    True
+    """
+    return _keep_mask(shape, p, torch.device(device or "cpu"), generator)
 
 
 def _gaussian_sample(mean: Tensor, var: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -599,3 +635,109 @@ def salt_and_pepper(
     hit = bits < threshold
     salt = (bits & 1).bool()  # the low bit is independent of the threshold test up to 2**-31
     return torch.where(hit, torch.where(salt, high, low).to(x.dtype), x)
+
+
+def drop_connect_moment_matching(
+    x: Tensor,
+    mean_affine: Tensor,
+    var_affine: Tensor,
+    bias: Tensor | None,
+    activation: Callable[[Tensor], Tensor],
+    *,
+    num_samples: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""DropConnect's moment-matching inference rule (Wan et al. 2013, sec. 4).
+
+    The pre-activation :math:`u = (W \odot M) x` with :math:`M_{ij} \sim
+    \mathrm{Bernoulli}(q)` is approximated by a Gaussian with its first two
+    moments, :math:`N(q W x, q (1 - q) W^2 x^2)`; the output is the activation
+    averaged over ``num_samples`` draws of it (bias added to every draw).
+
+    Parameters
+    ----------
+    x : Tensor
+        The layer's input (for its dtype and device).
+    mean_affine, var_affine : Tensor
+        :math:`q W x` and :math:`q (1 - q) W^2 x^2` computed by the layer
+        (linear or convolution), shape ``(N, C, *)`` or ``(N, C)``.
+    bias : Tensor, optional
+        Added to every draw along dim 1.
+    activation : callable
+        Applied to each draw before averaging.
+    num_samples : int
+        Draws of the Gaussian pre-activation.
+    generator : torch.Generator, optional
+        Source of the draws (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        The averaged activation, shape of ``mean_affine``.
+
+    Examples
+    --------
+    >>> m, v = torch.full((1, 2), 3.0), torch.zeros(1, 2)  # no variance: relu(3) on every draw
+    >>> drop_connect_moment_matching(m, m, v, None, torch.relu, num_samples=4).tolist()
+    [[3.0, 3.0]]
+    """
+    eps = torch.randn((num_samples, *mean_affine.shape), generator=generator, dtype=x.dtype, device=x.device)
+    u = mean_affine + var_affine.add(1e-12).sqrt() * eps
+    if bias is not None:
+        u = u + bias.view(-1, *([1] * (mean_affine.ndim - 2)))
+    return activation(u).mean(0)
+
+
+def drop_path_join_mask(
+    n: int,
+    num_paths: int,
+    p_local: float,
+    p_global: float,
+    *,
+    per_example: bool,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """FractalNet's keep mask of a join (Larsson et al. 2017, sec. 3.1): ``(n, num_paths)``, never an empty row.
+
+    With probability ``p_global`` a row (the whole batch unless
+    ``per_example``) keeps one path chosen uniformly; otherwise every path is
+    dropped with probability ``p_local`` independently per example, and a row
+    with every path dropped keeps one chosen uniformly.
+
+    Parameters
+    ----------
+    n : int
+        Examples.
+    num_paths : int
+        Paths into the join.
+    p_local, p_global : float
+        Local drop probability per path; probability of global drop-path.
+    per_example : bool
+        Draw the global/local choice per example (sampling) instead of once
+        per batch (training).
+    device : torch.device or str, optional
+        Where to build the mask.
+    generator : torch.Generator, optional
+        Source of the draws (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        ``bool`` mask ``(n, num_paths)``.
+
+    Examples
+    --------
+    >>> drop_path_join_mask(4, 3, 1.0, 0.0, per_example=True).sum(1).tolist()  # everything dropped: one kept
+    [1, 1, 1, 1]
+    """
+    k, rows = num_paths, n if per_example else 1
+    is_global = torch.rand(rows, 1, device=device, generator=generator) < p_global
+    chosen = torch.randint(0, k, (rows, 1), device=device, generator=generator)
+    global_mask = torch.zeros(rows, k, device=device, dtype=torch.bool).scatter_(1, chosen, True)
+    local = torch.rand(n, k, device=device, generator=generator) >= p_local
+    fallback = torch.zeros(n, k, device=device, dtype=torch.bool).scatter_(
+        1, torch.randint(0, k, (n, 1), device=device, generator=generator), True
+    )
+    local = torch.where(local.any(1, keepdim=True), local, fallback)
+    return torch.where(is_global.expand(n, 1), global_mask.expand(n, k), local)

@@ -60,7 +60,7 @@ class MaxPoolDropout2d(StochasticModule):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stochastic:
-            dropped = x.mul(BF._keep_mask(x.shape, self.p, x.device, None)) if self.p > 0 else x
+            dropped = x.mul(BF.bernoulli_mask(x.shape, self.p, device=x.device)) if self.p > 0 else x
             return F.max_pool2d(dropped, self.kernel_size, self.stride)
         return BF.max_pool_dropout_expectation(x, self.kernel_size, self.stride, self.p)
 

@@ -77,11 +77,9 @@ class _DropConnect(StochasticModule):
         mean = self._affine(x, q * self.weight, None)
         var = self._affine(x * x, q * (1 - q) * self.weight**2, None)
         gen = torch.Generator(device=x.device).manual_seed(self.inference_seed)
-        eps = torch.randn((self.num_inference_samples, *mean.shape), generator=gen, dtype=x.dtype, device=x.device)
-        u = mean + var.add(1e-12).sqrt() * eps
-        if self.bias is not None:
-            u = u + self.bias.view(-1, *([1] * (mean.ndim - 2)))
-        return self._act(u).mean(0)
+        return BF.drop_connect_moment_matching(
+            x, mean, var, self.bias, self._act, num_samples=self.num_inference_samples, generator=gen
+        )
 
     def extra_repr(self) -> str:
         return f"p={self.p}, activation={self.activation!r}, inference={self.inference!r}"
