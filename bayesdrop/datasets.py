@@ -64,6 +64,17 @@ class UCIDataset:
 def load_uci(name: str, data_dir: str | os.PathLike[str]) -> UCIDataset:
     """Read ``data_dir/name`` (data.txt, index files, hyper-parameter files).
 
+    Parameters
+    ----------
+    name : str
+        One of :data:`UCI_DATASETS`.
+    data_dir : path
+        The folder holding one sub-folder per dataset.
+
+    Returns
+    -------
+    UCIDataset
+
     Raises
     ------
     ValueError
@@ -188,6 +199,16 @@ def read_idx(path: str | os.PathLike[str]) -> npt.NDArray[Any]:
     The header is two zero bytes, a type code, the number of dimensions and
     one big-endian int32 per dimension; the data follow in row-major order.
 
+    Parameters
+    ----------
+    path : path
+        The file.
+
+    Returns
+    -------
+    array
+        Of the file's shape and type (native byte order).
+
     Raises
     ------
     FileNotFoundError
@@ -219,6 +240,18 @@ def load_mnist(
 
     Reads ``train-images-idx3-ubyte[.gz]`` / ``train-labels-idx1-ubyte[.gz]``
     (60,000) or the ``t10k-`` files (10,000, ``split="test"``).
+
+    Parameters
+    ----------
+    data_dir : path
+        The folder holding the four IDX files.
+    split : {"train", "test"}
+        Which set.
+
+    Returns
+    -------
+    images : uint8 array (n, 28, 28)
+    labels : int64 array (n,)
 
     Examples
     --------

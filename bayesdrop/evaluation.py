@@ -45,6 +45,16 @@ __all__ = ["Evaluation", "convergence_grid", "evaluate"]
 def convergence_grid(num_samples: int) -> list[int]:
     """T = 1, 2, 5, 10, 20, 50, ... below ``num_samples``, then ``num_samples``.
 
+    Parameters
+    ----------
+    num_samples : int
+        T, the largest number of samples.
+
+    Returns
+    -------
+    list of int
+        Increasing, ending with ``num_samples``.
+
     Examples
     --------
     >>> convergence_grid(100)
@@ -65,6 +75,9 @@ def convergence_grid(num_samples: int) -> list[int]:
 @dataclass
 class Evaluation:
     """Everything :func:`evaluate` measured.
+
+    With D > 1 regression targets every metric is the mean over targets and
+    ``"<metric>[d]"`` holds target d's value; per-example arrays are (N, D).
 
     Attributes
     ----------
@@ -91,9 +104,6 @@ class Evaluation:
         Labels, or regression targets (N,) or (N, D).
     meta : dict
         ``likelihood`` (its repr), ``num_targets`` and anything the caller adds.
-
-    With D > 1 regression targets every metric is the mean over targets and
-    ``"<metric>[d]"`` holds target d's value; per-example arrays are (N, D).
     """
 
     task: str

@@ -70,6 +70,25 @@ def reliability_diagram(
         ``ax``, ``bars`` (accuracy bars), ``gaps`` (gap bars), ``table``
         (the :class:`~bayesdrop.metrics.ReliabilityTable`), and when drawn
         ``overlay`` (Line2D), ``hist_ax``, ``hist_bars``.
+
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Probabilities of the MC predictive.
+    labels : array (N,)
+        Integer labels.
+    n_bins, binning
+        As in :func:`bayesdrop.metrics.reliability_table`.
+    ax : matplotlib Axes, optional
+        Where to draw (a new figure when None).
+    label : str
+        Legend label of the bars.
+    overlay : array, optional
+        A second set of probabilities (the deterministic pass) drawn as a step line.
+    overlay_label : str
+        Its legend label.
+    hist : bool
+        Add the confidence histogram beneath.
     """
     ax = _axes(ax)
     table = M.reliability_table(probs, labels, n_bins=n_bins, binning=binning)
@@ -130,8 +149,24 @@ def regression_calibration(
 ) -> dict[str, Any]:
     """Observed against expected coverage of central intervals, area shaded.
 
-    Returns ``ax``, ``line``, ``area`` (the PolyCollection) and the arrays
-    ``expected``, ``observed`` and the ``miscalibration_area``.
+    Parameters
+    ----------
+    mean : array (N,)
+        Predictive means.
+    std : array (N,)
+        Predictive standard deviations.
+    y : array (N,)
+        Targets.
+    ax : matplotlib Axes, optional
+        Where to draw (a new figure when None).
+    label : str
+        Legend label.
+
+    Returns
+    -------
+    dict
+        ``ax``, ``line``, ``area`` (the PolyCollection), the arrays ``expected`` and ``observed`` and the
+        ``miscalibration_area``.
     """
     ax = _axes(ax)
     expected, observed = M.regression_calibration_curve(mean, std, y)
@@ -163,7 +198,28 @@ def risk_coverage(
     overlay: ArrayLike | None = None,
     overlay_label: str = "deterministic",
 ) -> dict[str, Any]:
-    """Selective risk against coverage (examples ranked by confidence), AURC in the legend."""
+    """Selective risk against coverage (examples ranked by confidence), AURC in the legend.
+
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Probabilities of the MC predictive.
+    labels : array (N,)
+        Integer labels.
+    ax : matplotlib Axes, optional
+        Where to draw (a new figure when None).
+    label : str
+        Legend label of ``probs``.
+    overlay : array, optional
+        A second set of probabilities (the deterministic pass) drawn dashed.
+    overlay_label : str
+        Its legend label.
+
+    Returns
+    -------
+    dict
+        ``ax``, ``line``, the ``coverage`` and ``risk`` arrays and, when drawn, ``overlay``.
+    """
     ax = _axes(ax)
     cov, risk = M.risk_coverage_curve(probs, labels)
     (line,) = ax.plot(cov, risk, "-", label=f"{label} (AURC {M.aurc(probs, labels):.3f})")
@@ -189,7 +245,23 @@ def uncertainty_vs_error(
 ) -> dict[str, Any]:
     """Per-example error against uncertainty: a scatter plus the mean error per uncertainty decile.
 
-    Returns ``ax``, ``scatter``, ``line`` and the binned ``bin_uncertainty`` and ``bin_error``.
+    Parameters
+    ----------
+    uncertainty : array (N,)
+        Per-example uncertainty (entropy, predictive std, ...).
+    error : array (N,)
+        Per-example error (0/1 or absolute error).
+    ax : matplotlib Axes, optional
+        Where to draw (a new figure when None).
+    n_bins : int
+        Equal-mass bins of the uncertainty for the mean line.
+    xlabel, ylabel : str
+        Axis labels.
+
+    Returns
+    -------
+    dict
+        ``ax``, ``scatter``, ``line`` and the binned ``bin_uncertainty`` and ``bin_error``.
     """
     ax = _axes(ax)
     u, e = as_float(uncertainty, "uncertainty"), as_float(error, "error")
@@ -211,6 +283,20 @@ def convergence(evaluation: Evaluation, metric: str, *, ax: Axes | None = None) 
 
     The deterministic (eval-mode) value is drawn as a horizontal line when the
     evaluation has it.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The result of :func:`bayesdrop.evaluate`.
+    metric : str
+        A key of ``evaluation.convergence`` other than ``"T"``.
+    ax : matplotlib Axes, optional
+        Where to draw (a new figure when None).
+
+    Returns
+    -------
+    dict
+        ``ax``, ``line``, ``band`` (the standard-error band) and, when drawn, ``det_line``.
     """
     if metric not in evaluation.convergence or metric == "T":
         options = ", ".join(repr(k) for k in evaluation.convergence if k != "T")
@@ -234,7 +320,24 @@ def convergence(evaluation: Evaluation, metric: str, *, ax: Axes | None = None) 
 def gap_histogram(
     values: ArrayLike, *, ax: Axes | None = None, bins: int = 30, xlabel: str = "KL(MC || deterministic) per example"
 ) -> dict[str, Any]:
-    """Histogram of a per-example gap between the MC and deterministic predictions."""
+    """Histogram of a per-example gap between the MC and deterministic predictions.
+
+    Parameters
+    ----------
+    values : array (N,)
+        Per-example gap (e.g. ``Evaluation.per_example["gap_kl"]``).
+    ax : matplotlib Axes, optional
+        Where to draw (a new figure when None).
+    bins : int
+        Histogram bins.
+    xlabel : str
+        Label of the x axis.
+
+    Returns
+    -------
+    dict
+        ``ax``, ``counts``, ``edges``, ``patches``.
+    """
     ax = _axes(ax)
     v = as_float(values, "values")
     counts, edges, patches = ax.hist(v, bins=bins, color="#55a868", edgecolor="black")

@@ -48,7 +48,17 @@ DEFAULT_CHUNK_BYTES = 8 * 2**20
 
 
 def is_stochastic(module: nn.Module) -> bool:
-    """Whether ``module`` is a layer that :func:`sampling` switches on."""
+    """Whether ``module`` is a layer that :func:`sampling` switches on.
+
+    Parameters
+    ----------
+    module : nn.Module
+        One module (not its children).
+
+    Returns
+    -------
+    bool
+    """
     return isinstance(module, (StochasticModule, *TORCH_DROPOUTS))
 
 
@@ -90,6 +100,11 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
     model : nn.Module
     train_mode : bool
         Train mode for everything but normalisation layers (see above).
+
+    Returns
+    -------
+    nn.Module
+        ``model``, for ``with sampling(net) as m:``.
 
     Raises
     ------

@@ -55,7 +55,23 @@ METHODS: tuple[Method, ...] = get_args(Method)
 
 
 def build_mlp(n_in: int, hidden: tuple[int, ...], n_out: int, method: Method, p: float) -> nn.Sequential:
-    """The estimators' network: ReLU MLP with noise before every linear layer."""
+    """The estimators' network: ReLU MLP with noise before every linear layer.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    hidden : tuple of int
+        Hidden widths.
+    method : {"variational", "mc", "gaussian"}
+        The noise (see the module docstring).
+    p : float
+        The dropout rate (the initial one for "variational").
+
+    Returns
+    -------
+    nn.Sequential
+    """
     layers: list[nn.Module] = []
     sizes = [n_in, *hidden]
     for i, width in enumerate([*hidden, n_out]):
@@ -328,7 +344,23 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
 class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[misc]
     """MLP classifier with dropout noise; probabilities are MC averages of softmaxes.
 
-    Parameters are those of :class:`DropoutRegressor` without ``heteroscedastic``.
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int
+        Widths of the hidden ReLU layers, ``(50,)``.
+    method : {"variational", "mc", "gaussian"}
+        Learned variational dropout, fixed Bernoulli (MC) dropout or fixed
+        Gaussian dropout (see the module docstring).
+    p : float
+        The fixed rate for "mc"/"gaussian", the initial rate for "variational".
+    epochs, lr, batch_size, weight_decay, kl_warmup_epochs
+        Training options of :func:`bayesdrop.fit`.
+    num_samples : int
+        MC samples T for prediction (100).
+    random_state : int, RandomState or None
+        Seeds initialisation, training and prediction.
+    progress : bool
+        Show a progress bar while fitting.
 
     Examples
     --------

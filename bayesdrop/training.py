@@ -52,7 +52,25 @@ Likelihood = Gaussian | Categorical
 
 @dataclass
 class History:
-    """Per-epoch record of a :func:`fit` run (loss = NLL + scaled KL, per example)."""
+    """Per-epoch record of a :func:`fit` run (loss = NLL + scaled KL, per example).
+
+    Attributes
+    ----------
+    epoch : list of int
+        Epochs completed (1-based).
+    loss, nll, kl : list of float
+        Per epoch: mean loss and NLL per example, mean KL per batch (nats).
+    kl_scale : list of float
+        The KL weight per example at the end of each epoch (warm-up included).
+    val_nll : list of float
+        Validation NLL per epoch (empty without ``val_data``).
+    best_epoch : int or None
+        Epoch of the lowest validation NLL.
+    stopped_early : bool
+        Whether early stopping ended the run.
+    kl_weight : float
+        ``kl_scale / dataset_size``: the full KL weight per example.
+    """
 
     epoch: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -69,12 +87,31 @@ class History:
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it."""
+    """``torch.save`` to a temporary file beside ``path``, then rename over it.
+
+    Parameters
+    ----------
+    obj : object
+        What ``torch.save`` writes.
+    path : path
+        Destination; its folder is created.
+    """
     atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` (``weights_only=True``: data, never code)."""
+    """Load a checkpoint written by :func:`fit` (``weights_only=True``: data, never code).
+
+    Parameters
+    ----------
+    path : path
+        A checkpoint file.
+
+    Returns
+    -------
+    dict
+        The checkpoint's state (model, likelihood, optimiser, history, RNG states, ...).
+    """
     state: dict[str, Any] = torch.load(path, weights_only=True)
     return state
 
@@ -146,6 +183,16 @@ def noise_parameters(model: nn.Module) -> list[nn.Parameter]:
     These are what each stochastic layer lists in ``noise_parameters``
     (``VariationalLinear``: ``log_sigma2`` or ``log_alpha_param``) and every
     parameter of a likelihood. :func:`fit` never applies weight decay to them.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module (a likelihood counts too).
+
+    Returns
+    -------
+    list of nn.Parameter
+        In module order.
     """
     found: list[nn.Parameter] = []
     for m in model.modules():

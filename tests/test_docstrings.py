@@ -11,6 +11,8 @@ import importlib
 import inspect
 import pkgutil
 
+import torch
+
 import bayesdrop
 
 
@@ -42,3 +44,76 @@ def test_no_docstring_contains_a_control_character():
             bad.append(f"{where}: {', '.join(chars)}")
     assert count > 100  # the walk found the package's docstrings
     assert not bad, bad
+
+
+PUBLIC_MODULES = [
+    "bayesdrop",
+    "bayesdrop.nn",
+    "bayesdrop.nn.functional",
+    "bayesdrop.metrics",
+    "bayesdrop.plots",
+    "bayesdrop.report",
+    "bayesdrop.sklearn",
+    "bayesdrop.datasets",
+    "bayesdrop.likelihoods",
+    "bayesdrop.training",
+    "bayesdrop.sampling",
+    "bayesdrop.evaluation",
+]
+
+
+def _section(doc: str, title: str) -> list[str] | None:
+    """Names documented in a numpydoc section (``a, b : type`` lines at the section's indent), None if absent."""
+    lines = [*inspect.cleandoc(doc).split("\n"), ""]
+    heads = [i for i in range(len(lines) - 1) if lines[i].strip() and set(lines[i + 1].strip()) == {"-"}]
+    for i in heads:
+        if lines[i].strip() != title:
+            continue
+        end = min([h for h in heads if h > i] + [len(lines)])
+        names = []
+        for entry in lines[i + 2 : end]:
+            if entry and not entry.startswith(" "):
+                names += [n.strip().lstrip("*") for n in entry.split(" : ")[0].split(",")]
+        return names
+    return None
+
+
+def _public_callables():
+    seen = set()
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.ismodule(obj) or id(obj) in seen or not callable(obj):
+                continue
+            seen.add(id(obj))
+            yield f"{module_name}.{name}", obj
+
+
+def test_public_docstrings_document_their_parameters_and_returns():
+    # scikit-learn's test_docstring_parameters in small: the Parameters section (Attributes for a dataclass)
+    # names exactly the signature's parameters, and a function that returns something has a Returns section.
+    problems = []
+    checked = 0
+    for where, obj in _public_callables():
+        doc = inspect.getdoc(obj) or ""
+        is_dataclass = inspect.isclass(obj) and hasattr(obj, "__dataclass_fields__")
+        fn = obj.__init__ if inspect.isclass(obj) else obj
+        if fn is torch.nn.Module.__init__:  # a module without its own constructor takes no parameters
+            fn = lambda: None
+        params = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL,)
+        ]
+        documented = _section(doc, "Attributes" if is_dataclass else "Parameters")
+        if params and documented is None:
+            problems.append(f"{where}: no {'Attributes' if is_dataclass else 'Parameters'} section")
+        elif params and set(documented) != set(params):
+            problems.append(f"{where}: documents {sorted(documented)}, signature has {sorted(params)}")
+        returns = inspect.signature(fn).return_annotation
+        if not inspect.isclass(obj) and returns not in (None, "None") and _section(doc, "Returns") is None:
+            problems.append(f"{where}: no Returns section")
+        checked += 1
+    assert checked > 80
+    assert not problems, "\n".join(problems)

@@ -68,6 +68,18 @@ def accuracy(probs: ArrayLike, labels: ArrayLike) -> float:
 
     For a 1-D array of P(y=1) the prediction is 1 when P(y=1) > 0.5.
 
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Class probabilities (top-label metrics) or P(y = 1) of a binary problem.
+    labels : array (N,)
+        Integer labels.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
     Examples
     --------
     >>> accuracy([[0.75, 0.25], [0.5, 0.5]], [0, 1])
@@ -81,6 +93,18 @@ def nll(probs: ArrayLike, labels: ArrayLike) -> float:
     r"""Mean negative log-likelihood :math:`-\frac1N \sum_n \log p_{n, y_n}` in nats.
 
     A zero probability on the true class gives ``inf`` (nothing is clipped).
+
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Class probabilities (top-label metrics) or P(y = 1) of a binary problem.
+    labels : array (N,)
+        Integer labels.
+
+    Returns
+    -------
+    float
+        Mean NLL in nats (inf when a true class has probability 0).
 
     Examples
     --------
@@ -99,6 +123,18 @@ def brier(probs: ArrayLike, labels: ArrayLike) -> float:
     On ``(N, K)``: :math:`\frac1N \sum_n \sum_k (p_{nk} - [y_n = k])^2`, range
     [0, 2]; on ``(N,)``: :math:`\frac1N \sum_n (p_n - y_n)^2`, range [0, 1]
     (scikit-learn's ``brier_score_loss``).
+
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Class probabilities (top-label metrics) or P(y = 1) of a binary problem.
+    labels : array (N,)
+        Integer labels.
+
+    Returns
+    -------
+    float
+        In [0, 2] for (N, K), [0, 1] for (N,).
 
     Examples
     --------
@@ -119,6 +155,15 @@ class ReliabilityTable:
     """Per-bin calibration statistics (one entry per bin, empty bins included).
 
     ``accuracy`` and ``confidence`` are NaN for empty bins (``count == 0``).
+
+    Attributes
+    ----------
+    lower, upper : array
+        Bin edges (equal-mass bins: the smallest and largest confidence in the bin).
+    count : int array
+        Examples per bin.
+    accuracy, confidence : array
+        Mean outcome and mean confidence per bin (NaN for empty bins).
     """
 
     lower: Array
@@ -204,6 +249,11 @@ def reliability_table(
     right : bool
         Right-closed equal-width bins.
 
+    Returns
+    -------
+    ReliabilityTable
+        One entry per bin, empty bins included.
+
     Examples
     --------
     >>> t = reliability_table([0.25, 0.5, 0.75, 1.0], [0, 1, 1, 1], n_bins=4)
@@ -268,6 +318,11 @@ def ece(
         bin's squared gap minus :math:`\mathrm{acc}_b(1-\mathrm{acc}_b)/(n_b-1)`,
         floored at 0 before the square root. Requires ``norm="l2"``.
 
+    Returns
+    -------
+    float
+        The calibration error (0 is perfect).
+
     Examples
     --------
     >>> ece([[0.75, 0.25], [0.75, 0.25]], [0, 1], n_bins=4)
@@ -288,6 +343,20 @@ def classwise_ece(
     r"""Classwise ECE: the mean over classes of the ECE of P(y = k) (Kull et al. 2019).
 
     .. math:: \frac1K \sum_k \sum_b \frac{n_{kb}}{N} |\bar{[y=k]}_{kb} - \bar p_{kb}|
+
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Class probabilities (top-label metrics) or P(y = 1) of a binary problem.
+    labels : array (N,)
+        Integer labels.
+    n_bins, binning, right
+        As in :func:`reliability_table`.
+
+    Returns
+    -------
+    float
+        The mean over classes of each class's ECE.
 
     Examples
     --------
@@ -317,6 +386,13 @@ def risk_coverage_curve(probs: ArrayLike, labels: ArrayLike) -> tuple[Array, Arr
     coverage, risk : arrays
         Increasing coverage in (0, 1] and the matching selective risk.
 
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Class probabilities (top-label metrics) or P(y = 1) of a binary problem.
+    labels : array (N,)
+        Integer labels.
+
     Examples
     --------
     >>> cov, risk = risk_coverage_curve([[0.75, 0.25], [0.5, 0.5], [0.375, 0.625]], [0, 1, 0])
@@ -338,6 +414,18 @@ def aurc(probs: ArrayLike, labels: ArrayLike) -> float:
     :math:`\frac1N \sum_{k=1}^N \mathrm{risk}(k)`, where tied confidences share
     the risk of accepting the whole tie. Lower is better.
 
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Class probabilities (top-label metrics) or P(y = 1) of a binary problem.
+    labels : array (N,)
+        Integer labels.
+
+    Returns
+    -------
+    float
+        Area under the risk-coverage curve (lower is better).
+
     Examples
     --------
     >>> round(aurc([[0.75, 0.25], [0.5, 0.5], [0.375, 0.625]], [0, 1, 0]), 6)
@@ -354,6 +442,18 @@ def misclassification_auroc(probs: ArrayLike, labels: ArrayLike) -> float:
     Hendrycks & Gimpel 2017: 1 means every correct prediction is more
     confident than every error, 0.5 no better than chance. NaN when all
     predictions are correct or all wrong.
+
+    Parameters
+    ----------
+    probs : array (N, K) or (N,)
+        Class probabilities (top-label metrics) or P(y = 1) of a binary problem.
+    labels : array (N,)
+        Integer labels.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN when every prediction is right or every one wrong.
 
     Examples
     --------

@@ -30,7 +30,18 @@ def _kl_rows(p: Array, q: Array) -> Array:
 
 
 def per_example_gap(mc_probs: ArrayLike, det_probs: ArrayLike) -> dict[str, Array]:
-    """Per-example KL(mc || det), KL(det || mc), total variation and JS (nats)."""
+    """Per-example KL(mc || det), KL(det || mc), total variation and JS (nats).
+
+    Parameters
+    ----------
+    mc_probs, det_probs : arrays (N, K) or (N,)
+        Probabilities of the MC predictive and of the deterministic pass.
+
+    Returns
+    -------
+    dict of str to array (N,)
+        ``kl_mc_det``, ``kl_det_mc``, ``total_variation``, ``js``.
+    """
     p = as_probs(mc_probs, "mc_probs")
     q = as_probs(det_probs, "det_probs")
     same_length("mc_probs", p, "det_probs", q)
@@ -96,6 +107,22 @@ def regression_gap(
     :math:`|\mu_{mc} - \mu_{det}|/\sigma_{mc}`; with ``det_std`` the mean
     Gaussian KL(N_mc || N_det); with ``y`` the differences (MC minus
     deterministic) in RMSE and, given ``det_std``, in Gaussian NLL.
+
+    Parameters
+    ----------
+    mc_mean, mc_std : array (N,)
+        MC predictive mean and standard deviation.
+    det_mean : array (N,)
+        Mean of the deterministic pass.
+    det_std : array (N,), optional
+        Its standard deviation (the observation noise).
+    y : array (N,), optional
+        Targets.
+
+    Returns
+    -------
+    dict of str to float
+        The measures named above.
 
     Examples
     --------

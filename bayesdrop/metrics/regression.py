@@ -61,6 +61,17 @@ def _z(level: float, owner: str) -> float:
 def rmse(mean: ArrayLike, y: ArrayLike) -> float:
     """Root mean squared error.
 
+    Parameters
+    ----------
+    mean : array (N,)
+        Predictions.
+    y : array (N,)
+        Targets.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> rmse([0.0, 0.0], [3.0, 4.0]) == (12.5) ** 0.5
@@ -72,6 +83,20 @@ def rmse(mean: ArrayLike, y: ArrayLike) -> float:
 
 def gaussian_nll(mean: ArrayLike, std: ArrayLike, y: ArrayLike) -> float:
     r"""Mean Gaussian NLL :math:`\frac12\log(2\pi\sigma^2) + \frac{(y-\mu)^2}{2\sigma^2}`.
+
+    Parameters
+    ----------
+    mean : array (N,)
+        Predictive means.
+    std : array (N,) or float
+        Predictive standard deviations (> 0).
+    y : array (N,)
+        Targets.
+
+    Returns
+    -------
+    float
+        Mean Gaussian NLL in nats.
 
     Examples
     --------
@@ -101,6 +126,11 @@ def mixture_nll(mean_samples: ArrayLike, y: ArrayLike, noise_std: ArrayLike) -> 
         Observation noise std of each sample (a scalar for a homoscedastic
         model, (N,) or (T, N) for a heteroscedastic one).
 
+    Returns
+    -------
+    float
+        Mean NLL of the mixture in nats.
+
     Examples
     --------
     >>> round(mixture_nll([[0.0], [0.0]], [0.0], 1.0), 6) == round(0.5 * math.log(2 * math.pi), 6)
@@ -119,6 +149,20 @@ def crps_gaussian(mean: ArrayLike, std: ArrayLike, y: ArrayLike) -> float:
     r"""Mean CRPS of Gaussian predictions (Gneiting & Raftery 2007, eq. 21):
 
     .. math:: \sigma\Big[z(2\Phi(z) - 1) + 2\varphi(z) - \frac1{\sqrt\pi}\Big], \quad z = (y - \mu)/\sigma
+
+    Parameters
+    ----------
+    mean : array (N,)
+        Predictive means.
+    std : array (N,) or float
+        Predictive standard deviations (> 0).
+    y : array (N,)
+        Targets.
+
+    Returns
+    -------
+    float
+        Mean CRPS, in the targets' units (lower is better).
 
     Examples
     --------
@@ -145,6 +189,11 @@ def crps_samples(samples: ArrayLike, y: ArrayLike) -> float:
     samples : array (T, N)
     y : array (N,)
 
+    Returns
+    -------
+    float
+        Mean CRPS of the empirical predictive, in the targets' units.
+
     Examples
     --------
     >>> crps_samples([[0.0], [2.0]], [1.0])
@@ -166,6 +215,22 @@ def crps_samples(samples: ArrayLike, y: ArrayLike) -> float:
 def interval_coverage(mean: ArrayLike, std: ArrayLike, y: ArrayLike, level: float = 0.95) -> float:
     r"""Fraction of targets inside the central interval :math:`\mu \pm z_{(1+level)/2}\sigma`.
 
+    Parameters
+    ----------
+    mean : array (N,)
+        Predictive means.
+    std : array (N,) or float
+        Predictive standard deviations (> 0).
+    y : array (N,)
+        Targets.
+    level : float
+        Nominal level of the central interval, in (0, 1).
+
+    Returns
+    -------
+    float
+        Fraction of targets inside their interval.
+
     Examples
     --------
     >>> interval_coverage([0.0, 0.0], [1.0, 1.0], [1.0, 3.0], level=0.95)
@@ -179,6 +244,18 @@ def interval_coverage(mean: ArrayLike, std: ArrayLike, y: ArrayLike, level: floa
 
 def interval_width(std: ArrayLike, level: float = 0.95) -> float:
     r"""Mean width :math:`2 z_{(1+level)/2} \sigma` of the central intervals.
+
+    Parameters
+    ----------
+    std : array (N,) or float
+        Predictive standard deviations.
+    level : float
+        Nominal level of the central interval, in (0, 1).
+
+    Returns
+    -------
+    float
+        Mean width of the Gaussian central intervals.
 
     Examples
     --------
@@ -203,6 +280,17 @@ def regression_calibration_curve(
     -------
     expected, observed : arrays of length ``num_levels + 2``
 
+    Parameters
+    ----------
+    mean : array (N,)
+        Predictive means.
+    std : array (N,) or float
+        Predictive standard deviations (> 0).
+    y : array (N,)
+        Targets.
+    num_levels : int
+        Interior levels between 0 and 1.
+
     Examples
     --------
     >>> e, o = regression_calibration_curve([0.0, 0.0], [1.0, 1.0], [0.1, 5.0], num_levels=1)
@@ -225,6 +313,22 @@ def miscalibration_area(mean: ArrayLike, std: ArrayLike, y: ArrayLike, *, num_le
     :math:`\int_0^1 |\mathrm{observed}(p) - p|\,dp` by the trapezoid rule on
     :func:`regression_calibration_curve`'s levels. 0 is perfect calibration;
     at most 0.5.
+
+    Parameters
+    ----------
+    mean : array (N,)
+        Predictive means.
+    std : array (N,) or float
+        Predictive standard deviations (> 0).
+    y : array (N,)
+        Targets.
+    num_levels : int
+        Interior levels of the curve.
+
+    Returns
+    -------
+    float
+        In [0, 0.5].
 
     Examples
     --------

@@ -52,6 +52,16 @@ def predictive_entropy(prob_samples: ArrayLike) -> Array:
 def expected_entropy(prob_samples: ArrayLike) -> Array:
     r"""Mean entropy of the samples, :math:`\frac1T \sum_t H[p_t]` (aleatoric part).
 
+    Parameters
+    ----------
+    prob_samples : array (T, N, K)
+        Class probabilities of T stochastic passes.
+
+    Returns
+    -------
+    array (N,)
+        Nats.
+
     Examples
     --------
     >>> expected_entropy([[[1.0, 0.0]], [[0.0, 1.0]]]).tolist()
@@ -64,6 +74,16 @@ def mutual_information(prob_samples: ArrayLike) -> Array:
     r"""BALD mutual information :math:`H[\bar p] - \frac1T \sum_t H[p_t]` (epistemic part).
 
     Non-negative by Jensen's inequality (rounding errors below 0 are kept).
+
+    Parameters
+    ----------
+    prob_samples : array (T, N, K)
+        Class probabilities of T stochastic passes.
+
+    Returns
+    -------
+    array (N,)
+        Nats.
 
     Examples
     --------
@@ -78,6 +98,16 @@ def variation_ratio(prob_samples: ArrayLike) -> Array:
     r"""Gal 2016's variation ratio: 1 - (votes of the modal class) / T.
 
     Each sample votes for its argmax class.
+
+    Parameters
+    ----------
+    prob_samples : array (T, N, K)
+        Class probabilities of T stochastic passes.
+
+    Returns
+    -------
+    array (N,)
+        In [0, 1 - 1/K].
 
     Examples
     --------

@@ -69,6 +69,16 @@ def deterministic(model: nn.Module) -> Iterator[nn.Module]:
 
     Unlike ``model.eval()`` followed by ``model.train(flag)``, a model whose
     submodules were in mixed modes gets them back as they were.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model whose modules go to eval mode.
+
+    Returns
+    -------
+    nn.Module
+        ``model``, for ``with deterministic(net) as m:``.
     """
     saved = [(m, m.training) for m in model.modules()]
     try:

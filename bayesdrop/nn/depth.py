@@ -32,6 +32,11 @@ class DropPath(StochasticModule):
     - train / sampling: :math:`y_n = x_n b_n / (1 - p)`, :math:`b_n \sim \mathrm{Bernoulli}(1-p)`;
     - eval: :math:`y = x`.
 
+    Parameters
+    ----------
+    p : float
+        Drop probability of each example's branch.
+
     Shape
     -----
     Input ``(N, *)``; output the same shape.
@@ -83,6 +88,18 @@ def linear_decay(num_blocks: int, p_last: float = 0.5) -> list[float]:
     Survival :math:`p_l = 1 - \frac{l}{L}(1 - p_L)` for blocks l = 1..L, so
     the drop probability is :math:`\frac{l}{L} \cdot` ``p_last`` (``p_last``
     = :math:`1 - p_L` is the last block's drop probability; 0.5 in the paper).
+
+    Parameters
+    ----------
+    num_blocks : int
+        L, the number of residual blocks.
+    p_last : float
+        The last block's drop probability.
+
+    Returns
+    -------
+    list of float
+        Drop probability of blocks 1..L.
 
     Examples
     --------

@@ -110,6 +110,18 @@ def SpatialDropout(p: float = 0.5, dims: int = 2) -> Dropout:
     Whole feature maps of ``(N, C, *spatial)`` inputs with ``dims`` spatial
     dimensions are dropped together and the kept ones scaled by 1/(1-p).
 
+    Parameters
+    ----------
+    p : float
+        Drop probability of each feature map.
+    dims : int
+        1, 2 or 3 spatial dimensions.
+
+    Returns
+    -------
+    Dropout
+        With ``shared_dims`` over the spatial dimensions.
+
     Examples
     --------
     >>> SpatialDropout(0.2, dims=3)
@@ -128,6 +140,11 @@ class GaussianNoise(StochasticModule):
     :math:`s^2` matches ridge regression with penalty :math:`N s^2`.
 
     - train / sampling: :math:`x + \epsilon`; eval: :math:`x` (the expectation).
+
+    Parameters
+    ----------
+    std : float
+        Standard deviation of the additive noise (>= 0).
 
     Shape
     -----

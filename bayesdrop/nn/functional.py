@@ -184,6 +184,22 @@ def gaussian_dropout(
     expectation (eval mode) is the identity. ``shared_dims`` as in
     :func:`dropout`.
 
+    Parameters
+    ----------
+    x : Tensor
+        Input of any shape.
+    p : float
+        Dropout rate whose variance the noise has, alpha = p / (1 - p).
+    shared_dims : sequence of int
+        Dimensions that share one noise value (as in :func:`dropout`).
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        Shape of ``x``.
+
     Examples
     --------
     >>> x = torch.zeros(3, 2)
@@ -339,6 +355,26 @@ def local_reparam_conv(
     unit is Gaussian with mean ``conv(x, theta) + bias`` and variance
     ``conv(x**2, sigma**2)`` (Kingma et al. 2015, sec. 2.3; Molchanov et al.
     2017, sec. 4.3), and is sampled independently.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, C_in, *)``.
+    weight : Tensor
+        Mean weights ``(C_out, C_in / groups, *kernel)``.
+    weight_var : Tensor
+        Variance of each weight, shape of ``weight``.
+    bias : Tensor, optional
+        ``(C_out,)``.
+    stride, padding, dilation, groups
+        As in ``torch.nn.functional.conv2d``.
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        ``(N, C_out, *)``: one Gaussian draw of every output.
     """
     conv = _CONV[weight.ndim - 2]
     kw: dict[str, Any] = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
@@ -445,6 +481,18 @@ def kl_log_uniform_additive(weight: Tensor, log_sigma2: Tensor) -> Tensor:
     (the ``"molchanov"`` approximation), with a fused backward pass. NaN in
     either parameter gives NaN.
 
+    Parameters
+    ----------
+    weight : Tensor
+        theta, the mean weights.
+    log_sigma2 : Tensor
+        log sigma^2 of each weight, shape of ``weight``.
+
+    Returns
+    -------
+    Tensor
+        Scalar: the KL summed over weights (nats).
+
     Examples
     --------
     >>> w, ls2 = torch.ones(3), torch.zeros(3)
@@ -483,6 +531,11 @@ def drop_connect_linear(
     p : float
         Drop probability of each weight.
     generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor
+        ``(N, out_features)``.
     """
     if p == 0.0:
         return F.linear(x, weight, bias)
@@ -509,6 +562,26 @@ def drop_connect_conv(
     """DropConnect for a convolution (1-, 2- or 3-D by ``weight.ndim``): one weight mask per example.
 
     The per-example masked kernels are applied as one grouped convolution.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, C_in, *)``.
+    weight : Tensor
+        ``(C_out, C_in, *kernel)``; its number of dimensions picks conv1d/2d/3d.
+    bias : Tensor, optional
+        ``(C_out,)``.
+    p : float
+        Drop probability of each weight.
+    stride, padding, dilation
+        As in ``torch.nn.functional.conv2d``.
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        ``(N, C_out, *)``, each example convolved with its own masked weights (not rescaled: the train rule).
     """
     conv = _CONV[weight.ndim - 2]
     if p == 0.0:
@@ -533,6 +606,16 @@ def relu_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
 
     (Wang & Manning 2013, sec. 3; Frey & Hinton 1999). ``var = 0`` gives
     ``max(0, mean)`` and zero variance.
+
+    Parameters
+    ----------
+    mean, var : Tensor
+        Mean and variance of the Gaussian input z.
+
+    Returns
+    -------
+    mean, var : Tensor
+        Mean and variance of max(0, z), shape of ``mean``.
     """
     s = var.clamp_min(1e-20).sqrt()
     r = mean / s
@@ -557,6 +640,16 @@ def sigmoid_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
     with :math:`a = 4 - 2\sqrt2`, :math:`b = -\log(\sqrt2 + 1)`. Accuracy
     (measured against Monte Carlo): about 0.005 for the mean and 0.015 for
     the second moment, so the variance has an absolute error of about 0.015.
+
+    Parameters
+    ----------
+    mean, var : Tensor
+        Mean and variance of the Gaussian input z.
+
+    Returns
+    -------
+    mean, var : Tensor
+        Approximate mean and variance of sigmoid(z), shape of ``mean``.
     """
     m1 = torch.sigmoid(mean / torch.sqrt(1 + math.pi * var / 8))
     m2 = torch.sigmoid(_SIG_A * (mean + _SIG_B) / torch.sqrt(1 + math.pi * _SIG_A**2 * var / 8))
@@ -569,6 +662,20 @@ def expected_gaussian_nll(mean: Tensor, var: Tensor, target: Tensor, noise_var: 
     .. math:: E_f[-\log N(y; f, \sigma^2)] = \tfrac12\log(2\pi\sigma^2) + \frac{(y - m)^2 + v}{2\sigma^2}
 
     averaged over examples (Wang & Manning 2013, sec. 4).
+
+    Parameters
+    ----------
+    mean, var : Tensor
+        Mean and variance of the Gaussian prediction f (from :func:`bayesdrop.moment_propagation`).
+    target : Tensor
+        y, shape of ``mean``.
+    noise_var : Tensor or float
+        Observation noise variance sigma^2.
+
+    Returns
+    -------
+    Tensor
+        Scalar: the mean over examples (nats).
     """
     nv = torch.as_tensor(noise_var, dtype=mean.dtype, device=mean.device)
     return (0.5 * torch.log(2 * math.pi * nv) + ((target - mean) ** 2 + var) / (2 * nv)).mean()
@@ -581,6 +688,20 @@ def drop_path(x: Tensor, p: float, *, generator: torch.Generator | None = None) 
 
     One mask value per example, shape ``(N,) + (1,) * (x.ndim - 1)``, scaled
     as timm's ``drop_path`` so that the eval rule is the identity.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, ...)``: the branch's output.
+    p : float
+        Drop probability of each example.
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        Shape of ``x``.
     """
     if p == 0.0:
         return x
@@ -601,6 +722,20 @@ def max_pool_dropout_expectation(x: Tensor, kernel_size: tuple[int, int], stride
     weighted pooling :math:`\sum_i P_i a_{(i)}`, :math:`P_i = q p^{n-i}` (the
     all-dropped case giving 0). A kernel larger than the input raises torch's
     own error.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, C, H, W)``.
+    kernel_size, stride : tuple of int
+        Pooling window and stride.
+    p : float
+        Drop probability of each unit before the max.
+
+    Returns
+    -------
+    Tensor
+        The pooled expectation, ``(N, C, H_out, W_out)``.
     """
     kh, kw = kernel_size
     sh, sw = stride
@@ -613,7 +748,22 @@ def max_pool_dropout_expectation(x: Tensor, kernel_size: tuple[int, int], stride
 
 
 def gaussian_noise(x: Tensor, std: float, *, generator: torch.Generator | None = None) -> Tensor:
-    r"""Additive Gaussian noise :math:`y = x + \epsilon`, :math:`\epsilon \sim N(0, std^2)` (Bishop 1995)."""
+    r"""Additive Gaussian noise :math:`y = x + \epsilon`, :math:`\epsilon \sim N(0, std^2)` (Bishop 1995).
+
+    Parameters
+    ----------
+    x : Tensor
+        Input of any shape.
+    std : float
+        Standard deviation of the additive noise.
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        Shape of ``x``.
+    """
     if std == 0.0:
         return x
     return x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device).mul_(std)
@@ -627,6 +777,22 @@ def salt_and_pepper(
     Each element is replaced with probability ``p`` by ``low`` or ``high``
     (equally likely), otherwise kept. Masking noise (zeroing) is ``dropout``
     on the inputs.
+
+    Parameters
+    ----------
+    x : Tensor
+        Input of any shape.
+    p : float
+        Fraction of elements corrupted.
+    low, high : float
+        The values a corrupted element takes (each with probability one half).
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        Shape of ``x``.
     """
     if p == 0.0:
         return x

@@ -49,6 +49,28 @@ def conv_block(
     ReLU that normalise the previous block's output; ``spatial=True`` drops
     whole feature maps.
 
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the convolution.
+    p : float
+        Dropout rate.
+    kernel_size : int
+        Kernel size of the convolution.
+    padding : int or str
+        Its padding (``"same"`` by default).
+    dims : int
+        1, 2 or 3 spatial dimensions.
+    spatial : bool
+        Drop whole feature maps (spatial dropout).
+    **conv_kwargs
+        Passed on to the convolution.
+
+    Returns
+    -------
+    nn.Sequential
+        BatchNorm, ReLU, Dropout, Conv.
+
     Examples
     --------
     >>> [type(m).__name__ for m in conv_block(3, 8, 0.1)]
@@ -78,6 +100,18 @@ def variance_shift(model: nn.Module, x: Tensor) -> dict[str, float]:
     the running variance was collected with the dropout noise (Li et al.
     2019). Train the model (or run it in train mode on data) first so that the
     running statistics are meaningful. The model's mode is restored.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A trained model with BatchNorm layers.
+    x : Tensor
+        A batch of inputs.
+
+    Returns
+    -------
+    dict of str to float
+        One shift per BatchNorm layer, by module name.
     """
     check_tensor(x, "x", "variance_shift")
     seen: dict[str, Tensor] = {}

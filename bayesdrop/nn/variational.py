@@ -319,6 +319,18 @@ def kl_divergence(model: nn.Module, approximation: KLApproximation = "molchanov"
 
     Returns a zero tensor for a model without variational layers.
 
+    Parameters
+    ----------
+    model : nn.Module
+        Any module.
+    approximation : {"molchanov", "kingma"}
+        The KL approximation (see :func:`bayesdrop.nn.functional.kl_log_uniform`).
+
+    Returns
+    -------
+    Tensor
+        Scalar with an autograd graph.
+
     Examples
     --------
     >>> model = nn.Sequential(VariationalLinear(2, 3), nn.ReLU(), VariationalLinear(3, 1))
