@@ -184,3 +184,20 @@ def test_binning_does_not_depend_on_the_dtype():
             a = M.reliability_table(p, y, n_bins=n_bins, right=right).count
             b = M.reliability_table(p.astype(np.float32), y, n_bins=n_bins, right=right).count
             assert a.tolist() == b.tolist()
+
+
+def test_classwise_ece_passes_its_binning_options_through():
+    # Mutation testing found the defaults and the binning options of classwise_ece unpinned. Two examples,
+    # y = [2, 0]; one-vs-rest per class (confidence q, outcome o):
+    #   class 2: q = (0.6, 0.64), o = (1, 0): one bin -> |1 - 1.24| / 2 = 0.12, two bins -> (0.4 + 0.64) / 2 = 0.52
+    #   class 0: q = (0.3, 0.26), o = (0, 1): one bin -> |1 - 0.56| / 2 = 0.22, two bins -> (0.3 + 0.74) / 2 = 0.52
+    #   class 1: q = (0.1, 0.1), o = (0, 0): 0.1 always.
+    # 15 bins, left-closed: class 2 shares bin 9, class 0 splits (4 and 3); right-closed: 0.6 is on an edge, so
+    # class 2 splits too (8, 9); 16 bins: class 2 splits (9, 10), class 0 shares bin 4;
+    # equal mass with 15 bins: every point alone.
+    p = np.array([[0.3, 0.1, 0.6], [0.26, 0.1, 0.64]])
+    y = [2, 0]
+    assert M.classwise_ece(p, y) == pytest.approx((0.12 + 0.52 + 0.1) / 3)
+    assert M.classwise_ece(p, y, right=True) == pytest.approx((0.52 + 0.52 + 0.1) / 3)
+    assert M.classwise_ece(p, y, n_bins=16) == pytest.approx((0.52 + 0.22 + 0.1) / 3)
+    assert M.classwise_ece(p, y, binning="mass") == pytest.approx((0.52 + 0.52 + 0.1) / 3)

@@ -93,3 +93,12 @@ def test_calibrated_predictions_cover_at_their_level():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_crps_samples_rejects_bad_shapes_with_named_parameters():
+    with pytest.raises(ValueError, match=r"The 'samples' parameter must have shape \(T, 2\). Got \(3,\) instead"):
+        M.crps_samples([0.0, 1.0, 2.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="The 'y' parameter must be finite"):
+        M.crps_samples([[0.0, 1.0]], [0.0, float("nan")])
+    with pytest.raises(ValueError, match="The 'samples' parameter must be finite"):
+        M.crps_samples([[0.0, float("inf")]], [0.0, 1.0])
