@@ -138,6 +138,8 @@ def mixture_nll(mean_samples: ArrayLike, y: ArrayLike, noise_std: ArrayLike) -> 
     """
     mu = as_float(mean_samples, "mean_samples")
     t = as_float(y, "y")
+    if t.ndim != 1:
+        raise ValueError(f"The 'y' parameter must have shape (N,). Got {t.shape} instead.")
     if mu.ndim != 2 or mu.shape[1:] != t.shape:
         raise ValueError(f"The 'mean_samples' parameter must have shape (T, {t.shape[0]}). Got {mu.shape} instead.")
     s = np.broadcast_to(_std(noise_std, mu, "noise_std"), mu.shape)
@@ -201,6 +203,8 @@ def crps_samples(samples: ArrayLike, y: ArrayLike) -> float:
     """
     x = as_float(samples, "samples")
     t = as_float(y, "y")
+    if t.ndim != 1:
+        raise ValueError(f"The 'y' parameter must have shape (N,). Got {t.shape} instead.")
     if x.ndim != 2 or x.shape[1:] != t.shape:
         raise ValueError(f"The 'samples' parameter must have shape (T, {t.shape[0]}). Got {x.shape} instead.")
     n = x.shape[0]

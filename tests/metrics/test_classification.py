@@ -201,3 +201,10 @@ def test_classwise_ece_passes_its_binning_options_through():
     assert M.classwise_ece(p, y, right=True) == pytest.approx((0.52 + 0.52 + 0.1) / 3)
     assert M.classwise_ece(p, y, n_bins=16) == pytest.approx((0.52 + 0.22 + 0.1) / 3)
     assert M.classwise_ece(p, y, binning="mass") == pytest.approx((0.52 + 0.52 + 0.1) / 3)
+
+
+def test_classwise_ece_of_a_binary_problem_uses_both_classes():
+    # P(y = 1) = (0.25, 0.75), y = (1, 0), 4 bins: class 1 has q = (0.25, 0.75), o = (1, 0) in two bins, ECE
+    # (0.75 + 0.75) / 2; class 0 (q = 1 - p) the same: 0.75. Building class 0 from anything but 1 - p changes it.
+    assert M.classwise_ece(np.array([0.25, 0.75]), [1, 0], n_bins=4) == pytest.approx(0.75)
+    assert M.classwise_ece(np.array([0.25, 0.75]), [0, 1], n_bins=4) == pytest.approx(0.25)

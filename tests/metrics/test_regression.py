@@ -102,3 +102,7 @@ def test_crps_samples_rejects_bad_shapes_with_named_parameters():
         M.crps_samples([[0.0, 1.0]], [0.0, float("nan")])
     with pytest.raises(ValueError, match="The 'samples' parameter must be finite"):
         M.crps_samples([[0.0, float("inf")]], [0.0, 1.0])
+    with pytest.raises(ValueError, match=r"The 'y' parameter must have shape \(N,\). Got \(\) instead"):
+        M.crps_samples([0.0, 1.0, 2.0], 0.5)  # a 0-d target (it raised IndexError)
+    with pytest.raises(ValueError, match=r"The 'y' parameter must have shape \(N,\). Got \(\) instead"):
+        M.mixture_nll([0.0, 1.0, 2.0], 0.5, 1.0)
