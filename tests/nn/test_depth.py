@@ -94,3 +94,16 @@ def test_drop_path_join_local_global_and_eval():
     assert torch.unique(s[:, 0]).numel() == 3  # per example under sampling
     with pytest.raises(ValueError, match=r"'num_paths' parameter of DropPathJoin must be an int >= 2. Got 1"):
         DropPathJoin(1)
+
+
+def test_drop_path_draws_from_the_generator_it_is_given():
+    # Mutation testing: ignoring `generator` survived. Same generator seed, same mask; the global RNG untouched.
+    from bayesdrop.nn.functional import drop_path
+
+    x = torch.ones(256, 3)
+    state = torch.get_rng_state()
+    a = drop_path(x, 0.5, generator=torch.Generator().manual_seed(0))
+    b = drop_path(x, 0.5, generator=torch.Generator().manual_seed(0))
+    c = drop_path(x, 0.5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(torch.get_rng_state(), state)
