@@ -162,7 +162,7 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
         )
 
 
-def _widest_row_bytes(model: nn.Module, x: Any, n: int) -> int:
+def _widest_row_bytes(model: nn.Module, x: Any) -> int:
     """Bytes per example of the model's widest activation, input included (one eval-mode row)."""
     widest = _data.row_bytes(x)
     probe = _data.rows(x, slice(0, 1))
@@ -299,7 +299,7 @@ def sample(
     device, dtype = _data.device_dtype(model)
     x = _data.to_model(x, device, dtype)
     if chunk_size is None:
-        chunk_size = max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(model, x, n))
+        chunk_size = max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(model, x))
     else:
         chunk_size = check_int(chunk_size, "chunk_size", "sample")
     with torch.no_grad(), sampling(model, train_mode=train_mode), seeded(rank_seed(seed), device):
