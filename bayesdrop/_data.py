@@ -59,8 +59,8 @@ def to_model(obj: Any, device: torch.device, dtype: torch.dtype) -> Any:
     """Move every tensor in ``obj`` to ``device``; floating tensors take ``dtype``, integers stay integers."""
     if isinstance(obj, Tensor):
         if obj.is_floating_point():
-            return obj.to(device=device, dtype=dtype, non_blocking=True)
-        return obj.to(device=device, non_blocking=True)
+            return obj.to(device=device, dtype=dtype)
+        return obj.to(device=device)
     if isinstance(obj, Mapping):
         return {k: to_model(v, device, dtype) for k, v in obj.items()}
     if isinstance(obj, (tuple, list)):
