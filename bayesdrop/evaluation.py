@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from scipy.special import logsumexp
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
@@ -37,6 +36,7 @@ from ._checks import check_int
 from .likelihoods import Categorical, Gaussian
 from .metrics._arrays import Array, as_labels
 from .metrics.classification import _bin_index
+from .metrics.regression import mixture_log_likelihood
 from .sampling import deterministic, sample
 
 __all__ = ["Evaluation", "convergence_grid", "evaluate"]
@@ -323,9 +323,7 @@ class _Regression:
                 f"batch of {b}). Got {y.size} values (shape {tuple(target.shape)}) instead."
             )
         y = y.reshape(b, self.d)
-        t = mu.shape[0]
-        log_lik = -0.5 * (np.log(2 * np.pi * noise_var) + (y - mu) ** 2 / noise_var)  # (T, B, D)
-        mix = -(logsumexp(log_lik, axis=0) - math.log(t))
+        mix = -mixture_log_likelihood(mu, y, noise_var)  # (B, D)
         self.parts.append(
             {
                 "mean": mu.mean(0),

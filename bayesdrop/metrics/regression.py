@@ -143,8 +143,13 @@ def mixture_nll(mean_samples: ArrayLike, y: ArrayLike, noise_std: ArrayLike) -> 
     if mu.ndim != 2 or mu.shape[1:] != t.shape:
         raise ValueError(f"The 'mean_samples' parameter must have shape (T, {t.shape[0]}). Got {mu.shape} instead.")
     s = np.broadcast_to(_std(noise_std, mu, "noise_std"), mu.shape)
-    logp = -0.5 * _LOG_2PI - np.log(s) - 0.5 * ((t - mu) / s) ** 2
-    return float(-np.mean(logsumexp(logp, axis=0) - math.log(mu.shape[0])))
+    return float(-np.mean(mixture_log_likelihood(mu, t, s**2)))
+
+
+def mixture_log_likelihood(mu: Array, y: Array, var: Array) -> Array:
+    """Per-example log of the equal-weight Gaussian mixture over axis 0 (unvalidated; for streaming code)."""
+    logp = -0.5 * (_LOG_2PI + np.log(var) + (y - mu) ** 2 / var)
+    return np.asarray(logsumexp(logp, axis=0) - math.log(mu.shape[0]))
 
 
 def crps_gaussian(mean: ArrayLike, std: ArrayLike, y: ArrayLike) -> float:
