@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "convergence",
     "gap_histogram",
+    "posterior_comparison",
     "regression_calibration",
     "reliability_diagram",
     "risk_coverage",
@@ -344,3 +345,113 @@ def gap_histogram(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("examples")
     return {"ax": ax, "counts": counts, "edges": edges, "patches": patches}
+
+
+def _means_of(samples: ArrayLike, name: str) -> Any:
+    """(S, N) sampled means from (S, N), (S, N, 1) or (S, N, 2) mean/log-variance samples."""
+    s = np.asarray(samples.detach().cpu().double() if hasattr(samples, "detach") else samples, dtype=np.float64)
+    if s.ndim == 3 and s.shape[-1] in (1, 2):
+        s = s[..., 0]
+    if s.ndim != 2:
+        raise ValueError(
+            f"The '{name}' parameter of posterior_comparison must be (S, N), (S, N, 1) or (S, N, 2). Got {s.shape} instead."
+        )
+    return s
+
+
+def posterior_comparison(
+    methods: dict[str, ArrayLike],
+    reference: ArrayLike,
+    x: ArrayLike | None = None,
+    *,
+    x_train: ArrayLike | None = None,
+    y_train: ArrayLike | None = None,
+    num_std: float = 2.0,
+    ax: Axes | None = None,
+) -> dict[str, Any]:
+    """Each method's predictive over the reference posterior's (regression, function space).
+
+    With 1-D inputs ``x`` (N,): the reference's mean and a band of
+    ``num_std`` standard deviations of its sampled means, shaded grey, and
+    each method's mean and band edges as lines, with the training points.
+    Without ``x`` (or with several input columns): each method's per-example
+    std of the sampled means against the reference's, with the diagonal.
+
+    Parameters
+    ----------
+    methods : dict of str to array
+        Samples of each method, ``(S, N)``, ``(S, N, 1)`` or ``(S, N, 2)``
+        (means then log-variances; the log-variances are not drawn).
+    reference : array
+        The reference samples on the same N inputs (for example
+        :meth:`bayesdrop.pyro.ReferencePosterior.predict`).
+    x : array (N,) or (N, 1), optional
+        The inputs, for the 1-D view.
+    x_train, y_train : array, optional
+        Training points drawn as dots in the 1-D view.
+    num_std : float
+        Half-width of the bands in standard deviations.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    dict
+        ``ax``, ``mode`` ("1d" or "std"), ``reference`` (the band or the
+        diagonal line), and ``lines`` (method name to its mean line in 1-D, to
+        its scatter otherwise).
+    """
+    ax = _axes(ax)
+    ref = _means_of(reference, "reference")
+    data = {name: _means_of(s, name) for name, s in methods.items()}
+    for name, s in data.items():
+        if s.shape[1] != ref.shape[1]:
+            raise ValueError(
+                f"The samples of '{name}' in posterior_comparison must have the reference's {ref.shape[1]} inputs. "
+                f"Got {s.shape[1]} instead."
+            )
+    colors = [f"C{i}" for i in range(10)]
+    xs = None if x is None else as_float(x, "x")
+    if xs is not None and xs.ndim == 2 and xs.shape[1] == 1:
+        xs = xs[:, 0]
+    lines: dict[str, Any] = {}
+    if xs is not None and xs.ndim == 1:
+        if xs.shape[0] != ref.shape[1]:
+            raise ValueError(
+                f"The 'x' parameter of posterior_comparison must have {ref.shape[1]} rows. Got {xs.shape[0]} instead."
+            )
+        order = np.argsort(xs)
+        xo = xs[order]
+        m, s = ref.mean(0)[order], ref.std(0)[order]
+        band = ax.fill_between(
+            xo, m - num_std * s, m + num_std * s, color="0.8", label=f"reference (NUTS) ±{num_std:g} std"
+        )
+        ax.plot(xo, m, color="0.3", lw=1.5)
+        for i, (name, smp) in enumerate(data.items()):
+            c = colors[i % 10]
+            mm, ss = smp.mean(0)[order], smp.std(0)[order]
+            (lines[name],) = ax.plot(xo, mm, color=c, lw=1.2, label=name)
+            ax.plot(xo, mm - num_std * ss, color=c, lw=0.8, ls="--")
+            ax.plot(xo, mm + num_std * ss, color=c, lw=0.8, ls="--")
+        if x_train is not None and y_train is not None:
+            ax.plot(
+                as_float(x_train, "x_train").reshape(-1),
+                as_float(y_train, "y_train").reshape(-1),
+                "k.",
+                ms=3,
+                label="training data",
+            )
+        ax.set_xlabel("x")
+        ax.set_ylabel("f(x)")
+        ax.legend(fontsize="small", loc="best")
+        return {"ax": ax, "mode": "1d", "reference": band, "lines": lines}
+    ref_std = ref.std(0)
+    for i, (name, smp) in enumerate(data.items()):
+        lines[name] = ax.scatter(ref_std, smp.std(0), s=8, color=colors[i % 10], alpha=0.7, label=name)
+    hi = max([float(ref_std.max())] + [float(s.std(0).max()) for s in data.values()]) * 1.05
+    (diag,) = ax.plot([0, hi], [0, hi], "k--", lw=1, label="equal to the reference")
+    ax.set_xlim(0, hi)
+    ax.set_ylim(0, hi)
+    ax.set_xlabel("reference (NUTS) std of f(x)")
+    ax.set_ylabel("method's std of f(x)")
+    ax.legend(fontsize="small", loc="best")
+    return {"ax": ax, "mode": "std", "reference": diag, "lines": lines}
