@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from . import _data
 from ._checks import check_int
 from ._distributed import rank_seed, seeded
+from .nn import functional as BF
 from .nn._protocol import StochasticModule, deterministic
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "deterministic", "is_stochastic", "sample", "sampling"]
@@ -31,6 +32,11 @@ TORCH_DROPOUTS: tuple[type[nn.Module], ...] = (
     nn.AlphaDropout,
     nn.FeatureAlphaDropout,
 )
+
+#: Torch's Bernoulli dropout modules whose forward :func:`sampling` swaps for
+#: bayesdrop's counter-based mask (same semantics, no Mersenne twister), with
+#: the number of spatial dimensions that share one mask value (whole channels).
+FAST_DROPOUTS: dict[type[nn.Module], int] = {nn.Dropout: 0, nn.Dropout1d: 1, nn.Dropout2d: 2, nn.Dropout3d: 3}
 
 #: Torch modules with a fused eval-mode "fast path" that skips their dropout
 #: submodules; :func:`sampling` keeps them in train mode so that the path
@@ -62,6 +68,33 @@ def is_stochastic(module: nn.Module) -> bool:
     return isinstance(module, (StochasticModule, *TORCH_DROPOUTS))
 
 
+def _fast_dropout(module: nn.Module, spatial: int) -> Any:
+    """A forward for torch's ``module`` that masks with :func:`bayesdrop.nn.functional.dropout`.
+
+    Torch's semantics: inverted Bernoulli dropout; ``Dropout1d/2d/3d`` zero
+    whole channels of ``(N, C, *spatial)`` inputs, or of ``(C, *spatial)``
+    unbatched ones (one mask value per channel), except that ``Dropout2d``
+    reads a 3-D input as ``(N, C, L)``, as torch does. Only while
+    ``module.training`` (as torch's forward), so a module switched back to
+    eval inside the block is the identity.
+    """
+    p = float(module.p)  # type: ignore[arg-type]
+
+    def forward(x: Tensor) -> Tensor:
+        if not module.training or p == 0.0:
+            return x
+        if p == 1.0:
+            return x * 0.0
+        if spatial == 0:
+            return BF.dropout(x, p)
+        unbatched = x.ndim == spatial + 1 and not (spatial == 2 and x.ndim == 3)
+        if unbatched:
+            return BF.dropout(x[None], p, shared_dims=tuple(range(2, x.ndim + 1)))[0]
+        return BF.dropout(x, p, shared_dims=tuple(range(2, x.ndim)))
+
+    return forward
+
+
 def _stateful_non_norms(model: nn.Module) -> list[str]:
     """Modules other than torch's norm layers that own running statistics."""
     found = []
@@ -81,7 +114,13 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
     Inside the block every module is in eval mode (BatchNorm uses and keeps
     its running statistics), bayesdrop's stochastic layers and torch's dropout
     modules (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``,
-    ``FeatureAlphaDropout``) draw noise. ``nn.TransformerEncoderLayer`` and
+    ``FeatureAlphaDropout``) draw noise. ``nn.Dropout`` and
+    ``Dropout1d/2d/3d`` (not subclasses that override ``forward``) draw their
+    masks with bayesdrop's counter-based generator
+    (:func:`bayesdrop.nn.functional.dropout`, same semantics: inverted
+    Bernoulli, whole channels for the 1d/2d/3d variants), several times
+    faster than torch's kernel on a CPU; the modules are unchanged after the
+    block. ``AlphaDropout`` and ``FeatureAlphaDropout`` keep torch's kernel. ``nn.TransformerEncoderLayer`` and
     ``nn.TransformerEncoder`` stay in train mode, since in eval their fused
     fast path would skip their dropout modules.
 
@@ -127,6 +166,7 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
         raise TypeError(f"The 'train_mode' parameter of sampling must be a bool. Got {train_mode!r} instead.")
     modules = list(model.modules())
     saved = [(m, m.training, getattr(m, "sampling", None)) for m in modules]
+    patched: list[nn.Module] = []
     buffers: list[tuple[Tensor, Tensor]] = []
     if train_mode:
         stateful = _stateful_non_norms(model)
@@ -145,8 +185,14 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
                 m.training = isinstance(m, (*TORCH_DROPOUTS, *FAST_PATH_MODULES))
             if isinstance(m, StochasticModule):
                 m.sampling = True
+            spatial = FAST_DROPOUTS.get(type(m))
+            if spatial is not None and "forward" not in m.__dict__:
+                m.forward = _fast_dropout(m, spatial)
+                patched.append(m)
         yield model
     finally:
+        for m in patched:
+            del m.forward
         for m, training, samp in saved:
             m.training = training
             if isinstance(m, StochasticModule):

@@ -14,6 +14,7 @@ COVERED = [
     "mnist_cnn.py",
     "benchmarks/mc_sampling.py",
     "benchmarks/gpu_check.py",
+    "benchmarks/posterior_quality.py",
 ]
 
 

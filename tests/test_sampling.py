@@ -308,3 +308,68 @@ def test_tiled_rows_map_to_their_own_examples(chunk_size):
     expected = (x / (1 - p)).expand_as(s)
     assert torch.all((s == 0) | torch.isclose(s, expected))
     assert torch.all((s != 0).any(2).sum(0) > 0)  # every example kept something somewhere
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_torch_dropout_fast_path_keep_rate_scale_and_independent_rows(p):
+    # Under sampling, nn.Dropout draws bayesdrop's masks: values are 0 or c / (1 - p); the zero fraction of
+    # n = T * N * F elements is p (rounded to 2^-16) with SE sqrt(p (1 - p) / n); neighbouring rows and
+    # consecutive samples are uncorrelated (sample correlation SE 1/sqrt(m)).
+    c, t, n, f = 3.0, 50, 200, 40
+    net = nn.Sequential(nn.Dropout(p))
+    s = bayesdrop.sample(net, torch.full((n, f), c, dtype=torch.float64), t, seed=1)
+    assert set(torch.unique(s).tolist()) == {0.0, c / (1 - p)}
+    dropped = (s == 0).double()
+    z = z_value(3)
+    q = round(p * 2**16) / 2**16
+    assert abs(float(dropped.mean()) - q) <= z * math.sqrt(q * (1 - q) / dropped.numel())
+
+    def corr(u, v):
+        u, v = u - u.mean(), v - v.mean()
+        return float((u * v).mean() / (u.std() * v.std()))
+
+    assert abs(corr(dropped[:, 1:], dropped[:, :-1])) <= z / math.sqrt(t * (n - 1) * f)
+    assert abs(corr(dropped[1:], dropped[:-1])) <= z / math.sqrt((t - 1) * n * f)
+
+
+def test_torch_channel_dropout_fast_path_drops_whole_channels():
+    x = torch.ones(8, 16, 5, 5)
+    for module, inp, channel_dims in [
+        (nn.Dropout2d(0.5), x, (2, 3)),
+        (nn.Dropout1d(0.5), x[..., 0], (2,)),
+        (nn.Dropout3d(0.5), x[..., None], (2, 3, 4)),
+        (nn.Dropout2d(0.5), x[:, :, :, 0], (2,)),  # torch reads a 3-D input of Dropout2d as (N, C, L)
+        (nn.Dropout1d(0.5), x[0, :, :, 0], (1,)),  # unbatched (C, L)
+        (nn.Dropout3d(0.5), x[0, ..., None], (1, 2, 3)),  # unbatched (C, D, H, W)
+    ]:
+        s = bayesdrop.sample(nn.Sequential(module), inp, 20, seed=0)
+        assert s.shape == (20, *inp.shape)
+        spread = s.amax(dim=tuple(d + 1 for d in channel_dims)) - s.amin(dim=tuple(d + 1 for d in channel_dims))
+        assert torch.all(spread == 0), type(module).__name__  # one value per channel
+        assert set(torch.unique(s).tolist()) == {0.0, 2.0}
+
+
+def test_torch_dropout_modules_behave_as_torch_after_sampling():
+    modules = [nn.Dropout(0.3), nn.Dropout2d(0.3)]
+    x = torch.randn(4, 3, 2, 2)
+    for m in modules:
+        fresh = type(m)(0.3)
+        bayesdrop.sample(nn.Sequential(m), x, 5, seed=0)
+        assert "forward" not in m.__dict__
+        for training in (True, False):
+            m.train(training)
+            fresh.train(training)
+            torch.manual_seed(7)
+            a = m(x)
+            torch.manual_seed(7)
+            b = fresh(x)
+            assert torch.equal(a, b)  # torch's own kernel again, bit for bit
+
+
+def test_a_dropout_subclass_with_its_own_forward_keeps_it():
+    class Doubling(nn.Dropout):
+        def forward(self, x):
+            return 2 * x
+
+    s = bayesdrop.sample(nn.Sequential(Doubling(0.5)), torch.ones(3, 4), 2, seed=0)
+    assert torch.equal(s, torch.full((2, 3, 4), 2.0))

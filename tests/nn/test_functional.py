@@ -239,3 +239,41 @@ def test_drop_connect_conv_passes_stride_padding_dilation_and_bias():
     expected = torch.nn.functional.conv2d(x, w, b, **kw)
     for p in (0.0, 1e-12):
         torch.testing.assert_close(BF.drop_connect_conv(x, w, b, p, **kw), expected)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 0.001])
+def test_mask_keep_rate_is_fair(p):
+    # Each element is kept with probability q = 1 - round(p 2^16) / 2^16 (within 7.7e-6 of 1 - p): the kept
+    # fraction of n elements has SE sqrt(q (1 - q) / n). n = 4M resolves p = 0.001 to 1.6e-5, so a mask that
+    # ignored p below 2^-8 (an 8-bit field) or used the wrong tail (keeping p instead of 1 - p) fails.
+    n = 4_000_000
+    mask = BF.bernoulli_mask((n,), p, generator=torch.Generator().manual_seed(int(p * 1000)))
+    q = 1 - round(p * 2**16) / 2**16
+    assert abs(q - (1 - p)) <= 2**-17
+    frac = float(mask.double().mean())
+    assert abs(frac - q) <= z_value(4) * math.sqrt(q * (1 - q) / n), (frac, q)
+
+
+def test_mask_fields_bits_fair_and_independent_across_rows_and_calls():
+    # Every bit of the 16-bit fields is Bernoulli(1/2) (as test_random_bits_each_bit_is_fair for the int32 view),
+    # and masks are uncorrelated between neighbouring rows, neighbouring columns and two calls: the sample
+    # correlation of independent Bernoulli(1/2) pairs has SE 1/sqrt(n).
+    g = torch.Generator().manual_seed(5)
+    n = 400_000
+    words = BF._hash_words(n // 4, BF._draw_key(g), "cpu").view(torch.int16).to(torch.int64)
+    z = z_value(16 + 3)
+    for b in range(16):
+        mean = float(((words >> b) & 1).double().mean())
+        assert abs(mean - 0.5) <= z * 0.5 / math.sqrt(n), b
+    rows, cols = 1000, 400
+    a = BF.bernoulli_mask((rows, cols), 0.5, generator=g).double()
+    b = BF.bernoulli_mask((rows, cols), 0.5, generator=g).double()
+
+    def corr(u, v):
+        u, v = u - u.mean(), v - v.mean()
+        return float((u * v).mean() / (u.std() * v.std()))
+
+    m = (rows - 1) * cols
+    assert abs(corr(a[1:], a[:-1])) <= z / math.sqrt(m)  # row i vs row i + 1 (4 fields of one hash span columns)
+    assert abs(corr(a[:, 1:], a[:, :-1])) <= z / math.sqrt(rows * (cols - 1))  # neighbouring fields of one hash
+    assert abs(corr(a, b)) <= z / math.sqrt(rows * cols)  # two samples
