@@ -375,7 +375,8 @@ def posterior_comparison(
     ``num_std`` standard deviations of its sampled means, shaded grey, and
     each method's mean and band edges as lines, with the training points.
     Without ``x`` (or with several input columns): each method's per-example
-    std of the sampled means against the reference's, with the diagonal.
+    std of the sampled means against the reference's on log-log axes, with
+    the diagonal.
 
     Parameters
     ----------
@@ -447,10 +448,14 @@ def posterior_comparison(
     ref_std = ref.std(0)
     for i, (name, smp) in enumerate(data.items()):
         lines[name] = ax.scatter(ref_std, smp.std(0), s=8, color=colors[i % 10], alpha=0.7, label=name)
-    hi = max([float(ref_std.max())] + [float(s.std(0).max()) for s in data.values()]) * 1.05
-    (diag,) = ax.plot([0, hi], [0, hi], "k--", lw=1, label="equal to the reference")
-    ax.set_xlim(0, hi)
-    ax.set_ylim(0, hi)
+    stds = np.concatenate([ref_std, *(s.std(0) for s in data.values())])
+    positive = stds[stds > 0]
+    lo, hi = (float(positive.min()) / 1.5, float(positive.max()) * 1.5) if positive.size else (1e-3, 1.0)
+    (diag,) = ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="equal to the reference")
+    ax.set_xscale("log")  # stds spread over decades: methods 2-20x the reference are common
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
     ax.set_xlabel("reference (NUTS) std of f(x)")
     ax.set_ylabel("method's std of f(x)")
     ax.legend(fontsize="small", loc="best")

@@ -132,19 +132,35 @@ def _hash_words(num_words: int, key: int, device: torch.device | str | None) -> 
     return z
 
 
-def _keep_mask(shape: Sequence[int], p: float, device: torch.device, generator: torch.Generator | None) -> Tensor:
-    # Four 16-bit fields per hash. P(bits < t) = (t + 2**15) / 2**16 for t = round(p 2**16) - 2**15, so
-    # "bits >= t" keeps with probability 1 - round(p 2**16) / 2**16.
+def _fields(
+    shape: Sequence[int], p: float, device: torch.device, generator: torch.Generator | None
+) -> tuple[Tensor, int]:
+    """Uniform int16 fields of ``shape``, four per hash, and the threshold below which an element is dropped.
+
+    P(bits < t) = (t + 2**15) / 2**16 for t = round(p 2**16) - 2**15, so "bits >= t" keeps with probability
+    1 - round(p 2**16) / 2**16.
+    """
     numel = math.prod(shape)
-    threshold = min(round(p * 2**16) - 2**15, 2**15 - 1)
     words = _hash_words((numel + 3) // 4, _draw_key(generator), device)
-    return words.view(torch.int16)[:numel].view(tuple(shape)) >= threshold
+    return words.view(torch.int16)[:numel].view(tuple(shape)), min(round(p * 2**16) - 2**15, 2**15 - 1)
+
+
+def _keep_mask(shape: Sequence[int], p: float, device: torch.device, generator: torch.Generator | None) -> Tensor:
+    bits, threshold = _fields(shape, p, device, generator)
+    return bits >= threshold
 
 
 def _scaled_keep_mask(x: Tensor, p: float, shared_dims: Sequence[int], generator: torch.Generator | None) -> Tensor:
-    """The keep mask times 1/(1 - p) in ``x``'s dtype, in the mask's (possibly broadcast) shape."""
-    mask = _keep_mask(_mask_shape(x, shared_dims), p, x.device, generator)
-    return mask.to(x.dtype).mul_(1.0 / (1.0 - p))  # one float multiply by x follows: no bool-to-float promotion on x
+    """The keep mask times 1/(1 - p) in ``x``'s dtype, in the mask's (possibly broadcast) shape.
+
+    Built with float arithmetic, sign(bits - t + 1/2) + 1 in {0, 2}, which is about three times faster on a CPU
+    than a comparison followed by a bool-to-float conversion; float32 (or float64) holds every int16 and
+    t - 1/2 exactly, so the mask is the same as ``bits >= t``.
+    """
+    bits, threshold = _fields(_mask_shape(x, shared_dims), p, x.device, generator)
+    exact = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    mask = bits.to(exact).sub_(threshold - 0.5).sign_().add_(1.0).mul_(0.5 / (1.0 - p))
+    return mask.to(x.dtype)
 
 
 def dropout(
@@ -454,39 +470,41 @@ def kl_log_uniform(log_alpha: Tensor, approximation: KLApproximation = "molchano
     )
 
 
-def _log_alpha_additive(weight: Tensor, log_sigma2: Tensor) -> Tensor:
-    """Unclipped log alpha = log sigma^2 - log theta^2 (into a new tensor)."""
-    la = weight.square().add_(1e-16).log_()
-    return torch.sub(log_sigma2, la, out=la)
-
-
 class _AdditiveKL(torch.autograd.Function):
-    """Summed Molchanov KL of (theta, log sigma^2) with a hand-written backward.
+    """Summed Molchanov KL of (theta, log sigma^2), its gradient computed with the value.
 
-    Autograd of the composed formula allocates about twenty weight-sized
-    temporaries; this keeps four, which halves a training step's overhead.
+    The forward pass computes the KL and both gradients in about twenty
+    weight-sized passes over five buffers with four transcendental functions
+    (exp(-log alpha) serves the softplus and the second sigmoid); the
+    backward pass only scales them. Autograd of the composed formula takes
+    about twice the passes and allocates about twenty weight-sized
+    temporaries.
     """
 
     @staticmethod
     def forward(ctx: Any, weight: Tensor, log_sigma2: Tensor) -> Tensor:
-        la = _log_alpha_additive(weight, log_sigma2)
-        inside = la.abs() < 8.0  # the clip's gradient mask
-        la.clamp_(-8.0, 8.0)  # clamp keeps NaN
-        kl = kl_log_uniform(la).sum()
-        ctx.save_for_backward(weight, la, inside)
+        # Five weight-sized buffers, reused in place (each fresh buffer of a few MB costs page faults).
+        w2 = weight.square().add_(1e-16)
+        la = torch.log(w2)
+        torch.sub(log_sigma2, la, out=la)  # unclipped log alpha
+        e = la.clamp(-8.0, 8.0)  # clamp keeps NaN
+        inside = torch.abs(la, out=la).lt_(8.0)  # the clip's gradient mask as 0/1 (NaN: 0)
+        s = e.mul(_K3).add_(_K2).sigmoid_()
+        e.neg_().exp_()  # exp(-log alpha)
+        onep = e.add(1.0)
+        torch.div(e, onep, out=e)  # sigmoid(-log alpha)
+        kl = (_K1 * s.numel() - _K1 * s.sum()) + 0.5 * onep.log_().sum()  # softplus(-la) = log(1 + exp(-la))
+        # d KL / d log alpha = -k1 k3 s (1 - s) - 0.5 sigmoid(-log alpha)
+        grad_ls2 = s.addcmul_(s, s, value=-1.0).mul_(-_K1 * _K3).sub_(e, alpha=0.5).mul_(inside)
+        # d log alpha / d theta = -2 theta / (theta^2 + 1e-16)
+        grad_w = torch.div(weight, w2, out=w2).mul_(grad_ls2).mul_(-2.0)
+        ctx.save_for_backward(grad_w, grad_ls2)
         return kl
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor]:
-        weight, la, inside = ctx.saved_tensors
-        s = torch.sigmoid(la * _K3 + _K2)
-        # d KL / d log alpha = -k1 k3 s (1 - s) - 0.5 sigmoid(-log alpha)
-        g = (s - s * s).mul_(-_K1 * _K3)
-        g.sub_(torch.sigmoid(la.neg()).mul_(0.5))
-        g.mul_(inside).mul_(grad_out)
-        # d log alpha / d theta = -2 theta / (theta^2 + 1e-16)
-        grad_w = weight.square().add_(1e-16).reciprocal_().mul_(weight).mul_(-2.0).mul_(g)
-        return grad_w, g
+        grad_w, grad_ls2 = ctx.saved_tensors
+        return grad_w * grad_out, grad_ls2 * grad_out
 
 
 def kl_log_uniform_additive(weight: Tensor, log_sigma2: Tensor) -> Tensor:

@@ -210,7 +210,7 @@ def run_problem(prob: Problem, args: argparse.Namespace, out: Path) -> list[dict
             warmup_steps=args.warmup,
             num_chains=args.chains,
             compile=not args.smoke,
-            max_tree_depth=4 if args.smoke else 8,
+            max_tree_depth=4 if args.smoke else args.max_tree_depth,
             seed=0,
             progress=not args.smoke,
         )
@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-samples", type=int, default=500, help="NUTS draws per chain")
     parser.add_argument("--warmup", type=int, default=500, help="NUTS warm-up per chain")
     parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--max-tree-depth", type=int, default=8, help="NUTS's cap: 2^depth - 1 leapfrog steps a draw")
     parser.add_argument("--predict-samples", type=int, default=1000)
     parser.add_argument("--problems", nargs="*", default=["gap", "yacht", "bostonHousing"])
     args = parser.parse_args(argv)

@@ -277,3 +277,17 @@ def test_mask_fields_bits_fair_and_independent_across_rows_and_calls():
     assert abs(corr(a[1:], a[:-1])) <= z / math.sqrt(m)  # row i vs row i + 1 (4 fields of one hash span columns)
     assert abs(corr(a[:, 1:], a[:, :-1])) <= z / math.sqrt(rows * (cols - 1))  # neighbouring fields of one hash
     assert abs(corr(a, b)) <= z / math.sqrt(rows * cols)  # two samples
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_equals_the_boolean_mask_of_the_same_key(dtype, p):
+    # dropout builds its float mask arithmetically (sign(bits - t + 1/2) + 1); it must be exactly the boolean
+    # mask bits >= t of the same key, scaled, in every dtype (the arithmetic runs in float32 for half types).
+    g = torch.Generator().manual_seed(11)
+    x = torch.ones(300, 70, dtype=dtype)
+    y = BF.dropout(x, p, generator=g.clone_state())
+    mask = BF.bernoulli_mask(x.shape, p, generator=g.clone_state())
+    assert y.dtype == dtype
+    assert torch.equal(y != 0, mask)
+    assert torch.equal(y[mask], torch.full_like(y[mask], 1.0 / (1.0 - p)))
