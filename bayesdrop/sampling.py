@@ -8,6 +8,7 @@ Gal & Ghahramani 2016, "Dropout as a Bayesian approximation", arXiv:1506.02142
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -80,7 +81,11 @@ def _fast_dropout(module: nn.Module, spatial: int) -> Any:
     """
     p = float(module.p)  # type: ignore[arg-type]
 
+    torch_forward = type(module).forward
+
     def forward(x: Tensor) -> Tensor:
+        if x.device.type != "cpu":  # accelerators: torch's fused kernel (one pass; the hash takes about a dozen)
+            return torch_forward(module, x)  # type: ignore[no-any-return]
         if not module.training or p == 0.0:
             return x
         if p == 1.0:
@@ -116,11 +121,11 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
     modules (``nn.Dropout``, ``Dropout1d/2d/3d``, ``AlphaDropout``,
     ``FeatureAlphaDropout``) draw noise. ``nn.Dropout`` and
     ``Dropout1d/2d/3d`` (not subclasses that override ``forward``) draw their
-    masks with bayesdrop's counter-based generator
+    masks on a CPU with bayesdrop's counter-based generator
     (:func:`bayesdrop.nn.functional.dropout`, same semantics: inverted
     Bernoulli, whole channels for the 1d/2d/3d variants), several times
-    faster than torch's kernel on a CPU; the modules are unchanged after the
-    block. ``AlphaDropout`` and ``FeatureAlphaDropout`` keep torch's kernel. ``nn.TransformerEncoderLayer`` and
+    faster than torch's CPU kernel; on other devices they keep torch's fused
+    kernel. The modules are unchanged after the block. ``AlphaDropout`` and ``FeatureAlphaDropout`` keep torch's kernel. ``nn.TransformerEncoderLayer`` and
     ``nn.TransformerEncoder`` stay in train mode, since in eval their fused
     fast path would skip their dropout modules.
 
@@ -229,6 +234,13 @@ def _widest_row_bytes(model: nn.Module, x: Any) -> int:
     return max(1, widest)
 
 
+def _even_chunks(total: int, n: int, budget: int) -> int:
+    """Rows per chunk: at most ``budget``, as even as the chunks can be (no small last chunk), and a multiple of
+    ``n`` when one fits (whole copies of the input tile by ``repeat``, without a gather)."""
+    per = math.ceil(total / math.ceil(total / budget))
+    return per // n * n if per >= n else per
+
+
 def _tile_rows(x: Any, n: int, start: int, stop: int) -> Any:
     # Row r of the virtual (T * N) tiled batch is example r % N of sample r // N.
     if stop - start == n and start % n == 0:
@@ -306,9 +318,11 @@ def sample(
         torch.distributed the seed (or, unseeded, a draw from the global RNG)
         is combined with the rank, so two processes never draw the same noise.
     chunk_size : int, optional
-        Rows of the tiled batch per forward pass. By default as many as fit
-        :data:`DEFAULT_CHUNK_BYTES` (8 MiB) in the model's widest activation,
-        measured by one eval-mode forward pass of one row; at least one.
+        Rows of the tiled batch per forward pass. By default at most as many
+        as fit :data:`DEFAULT_CHUNK_BYTES` (8 MiB) in the model's widest
+        activation, measured by one eval-mode forward pass of one row, in
+        chunks of even size (whole copies of ``x`` where one fits); at least
+        one.
 
     Returns
     -------
@@ -345,7 +359,7 @@ def sample(
     device, dtype = _data.device_dtype(model)
     x = _data.to_model(x, device, dtype)
     if chunk_size is None:
-        chunk_size = max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(model, x))
+        chunk_size = _even_chunks(num_samples * n, n, max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(model, x)))
     else:
         chunk_size = check_int(chunk_size, "chunk_size", "sample")
     with torch.no_grad(), sampling(model, train_mode=train_mode), seeded(rank_seed(seed), device):

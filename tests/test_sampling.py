@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 import torch
@@ -248,6 +249,17 @@ class _Recorder(nn.Module):
         return x
 
 
+def test_even_chunks():
+    even = sys.modules["bayesdrop.sampling"]._even_chunks
+    assert even(3200, 32, 2621) == 1600  # two chunks of 1600 (50 copies of N = 32), not 2621 + 579
+    assert even(100, 1, 2621) == 100
+    assert even(1000, 300, 512) == 300  # 500 rounds down to one copy of the input
+    assert even(1000, 600, 512) == 500  # N wider than a chunk: even chunks of rows
+    for total, n, budget in [(10, 3, 4), (7, 7, 1), (100_000, 1000, 2621)]:
+        per = even(total, n, budget)
+        assert 1 <= per <= budget
+
+
 def test_default_chunk_counts_the_widest_activation():
     # 3 input features (12 bytes a row) into a 4096-wide layer (16 KiB a row): the budget is set by the layer.
     rec = _Recorder()
@@ -256,7 +268,8 @@ def test_default_chunk_counts_the_widest_activation():
     assert s.shape == (100, 50, 1)
     widest = DEFAULT_CHUNK_BYTES // (4096 * 4)
     assert rec.rows[0] == 1  # the one-row probe
-    assert max(rec.rows[1:]) == widest and sum(rec.rows[1:]) == 5000
+    # 5000 rows in ceil(5000 / 512) = 10 even chunks of 500 (whole copies of the 50 inputs), none above the budget
+    assert rec.rows[1:] == [500] * 10 and widest == 512
 
 
 class _TwoInputs(nn.Module):
@@ -373,3 +386,21 @@ def test_a_dropout_subclass_with_its_own_forward_keeps_it():
 
     s = bayesdrop.sample(nn.Sequential(Doubling(0.5)), torch.ones(3, 4), 2, seed=0)
     assert torch.equal(s, torch.full((2, 3, 4), 2.0))
+
+
+def test_torch_dropout_keeps_torch_kernel_off_the_cpu(monkeypatch):
+    # On an accelerator the patched forward hands over to torch's own forward (its fused kernel); "meta"
+    # stands in for a GPU here: the spy must see the call, and a CPU input must not reach it.
+    calls = []
+    original = nn.Dropout.forward
+
+    def spy(self, x):
+        calls.append(x.device.type)
+        return original(self, x)
+
+    monkeypatch.setattr(nn.Dropout, "forward", spy)
+    m = nn.Dropout(0.5).eval()
+    with bayesdrop.sampling(m):
+        out = m(torch.empty(3, 4, device="meta"))
+        m(torch.ones(3, 4))
+    assert out.device.type == "meta" and calls == ["meta"]

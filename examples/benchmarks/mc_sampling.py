@@ -43,7 +43,7 @@ from torch import nn
 import bayesdrop
 from bayesdrop.nn import Dropout, VariationalLinear
 from bayesdrop.nn import functional as BF
-from bayesdrop.sampling import DEFAULT_CHUNK_BYTES
+from bayesdrop.sampling import DEFAULT_CHUNK_BYTES, _even_chunks
 
 
 def hinton_net(dropout: type[nn.Module] | None) -> nn.Sequential:
@@ -95,17 +95,18 @@ def _quartiles(values: list[float]) -> tuple[float, float, float]:
 def sampling_table(num_samples: int, sizes: list[int], repeats: int, device: torch.device) -> list[dict[str, float]]:
     """Interleave the variants in every repeat so that they see the same load."""
     bd, torch_net, plain = (hinton_net(d).to(device) for d in (Dropout, nn.Dropout, None))
-    own_chunk = DEFAULT_CHUNK_BYTES // (800 * 4)  # sample sizes chunks by the widest activation (800 floats)
+    budget = DEFAULT_CHUNK_BYTES // (800 * 4)  # sample sizes chunks by the widest activation (800 floats)
     rows = []
     for n in sizes:
         x = torch.randn(n, 784, device=device)
+        own_chunk = _even_chunks(num_samples * n, n, budget)  # the chunks sample uses
         variants: dict[str, Callable[[], object]] = {
             "sample_torch": lambda x=x: bayesdrop.sample(torch_net, x, num_samples),
             "sample_own": lambda x=x: bayesdrop.sample(bd, x, num_samples),
             "loop": lambda x=x: loop(torch_net, x, num_samples),
             "floor_one_pass": lambda x=x: floor(plain, x, num_samples, None),
             "floor_2048": lambda x=x: floor(plain, x, num_samples, 2048),
-            "floor_own_chunk": lambda x=x: floor(plain, x, num_samples, own_chunk),
+            "floor_own_chunk": lambda x=x, c=own_chunk: floor(plain, x, num_samples, c),
         }
         times: dict[str, list[float]] = {k: [] for k in variants}
         for fn in variants.values():

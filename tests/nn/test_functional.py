@@ -291,3 +291,18 @@ def test_dropout_equals_the_boolean_mask_of_the_same_key(dtype, p):
     assert y.dtype == dtype
     assert torch.equal(y != 0, mask)
     assert torch.equal(y[mask], torch.full_like(y[mask], 1.0 / (1.0 - p)))
+
+
+def test_fused_kl_value_and_clip_equal_the_plain_formula():
+    # The fused forward computes softplus(-log alpha) as log(1 + exp(-log alpha)) after the clip; compare it
+    # with the composed formula over log alpha in [-12, 12] (beyond the clip both ways), and NaN propagates.
+    w = torch.linspace(0.1, 2.0, 97, dtype=torch.float64)
+    ls2 = torch.log(w**2) + torch.linspace(-12.0, 12.0, 97, dtype=torch.float64)
+    plain = BF.kl_log_uniform((ls2 - torch.log(w**2 + 1e-16)).clamp(-8, 8)).sum()
+    torch.testing.assert_close(BF.kl_log_uniform_additive(w, ls2), plain, rtol=1e-12, atol=1e-12)
+    w32, ls32 = w.float(), ls2.float()
+    plain32 = BF.kl_log_uniform((ls32 - torch.log(w32**2 + 1e-16)).clamp(-8, 8)).sum()
+    torch.testing.assert_close(BF.kl_log_uniform_additive(w32, ls32), plain32, rtol=1e-5, atol=1e-5)
+    bad = ls2.clone()
+    bad[3] = float("nan")
+    assert torch.isnan(BF.kl_log_uniform_additive(w, bad))
