@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ def test_every_example_is_covered():
 def test_example_runs_in_smoke_mode(name, capsys, tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location(name.replace("/", "_")[:-3], EXAMPLES / name)
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses in an example look their module up there
     spec.loader.exec_module(module)
     data = getattr(module, "DEFAULT_DATA", None)  # examples on the shared data skip cleanly without it
     if data is not None and not data.exists():
