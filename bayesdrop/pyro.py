@@ -381,7 +381,7 @@ class ReferencePosterior:
         Largest split R-hat over the predictions at (up to 500 of) the
         training inputs (the mean of a regressor, the class probabilities of a
         classifier). Weights are not identifiable, functions are: judge
-        convergence here. Below 1.1 is the usual bar (Vehtari et al. 2021).
+        convergence here. Below 1.1 is the classic bar (Gelman & Rubin 1992); Vehtari et al. 2021 ask for 1.01.
     ess : float
         Smallest effective sample size over the same predictions.
     divergences : int
