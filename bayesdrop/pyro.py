@@ -103,7 +103,7 @@ def _strip(model: nn.Module) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise _fail("model", _OWNER, "a torch.nn.Module", type(model).__name__, TypeError)
-    net = copy.deepcopy(model)
+    net = copy.deepcopy(model).cpu()  # NUTS on a small network is CPU work; the user's model stays where it is
     for name, module in list(net.named_modules()):
         if not name or not is_stochastic(module):
             continue
@@ -497,7 +497,8 @@ def reference_posterior(
     the prior :math:`\sigma \sim \text{HalfNormal}(\text{noise\_prior\_scale})`
     (standardise ``y`` or set ``noise_prior_scale`` to its scale).
 
-    The network is used as a deterministic function: a copy in eval mode,
+    The network is used as a deterministic function: a copy on the CPU (NUTS
+    on a network this small is CPU work) in eval mode,
     where dropout, Gaussian dropout, DropPath and the other parameter-free
     noise layers are their expectation (ignored); ``VariationalLinear``,
     ``FastDropoutLinear`` and ``DropConnectLinear`` are replaced by
@@ -597,6 +598,7 @@ def reference_posterior(
     net = _strip(model)
     ref = next(net.parameters(), None)
     dtype = ref.dtype if ref is not None else torch.get_default_dtype()
+    x, y = x.cpu(), y.cpu()
     x = x.to(dtype) if x.is_floating_point() else x
     if isinstance(likelihood, Categorical):
         if y.is_floating_point() or y.ndim != 1:
