@@ -236,9 +236,11 @@ def _widest_row_bytes(model: nn.Module, x: Any) -> int:
 
 def _even_chunks(total: int, n: int, budget: int) -> int:
     """Rows per chunk: at most ``budget``, as even as the chunks can be (no small last chunk), and a multiple of
-    ``n`` when one fits (whole copies of the input tile by ``repeat``, without a gather)."""
-    per = math.ceil(total / math.ceil(total / budget))
-    return per // n * n if per >= n else per
+    ``n`` (whole copies of the input tile by ``repeat``, without a gather) when that takes no more chunks."""
+    count = math.ceil(total / budget)
+    per = math.ceil(total / count)
+    whole = per // n * n
+    return whole if whole and math.ceil(total / whole) == count else per
 
 
 def _tile_rows(x: Any, n: int, start: int, stop: int) -> Any:
@@ -321,8 +323,8 @@ def sample(
         Rows of the tiled batch per forward pass. By default at most as many
         as fit :data:`DEFAULT_CHUNK_BYTES` (8 MiB) in the model's widest
         activation, measured by one eval-mode forward pass of one row, in
-        chunks of even size (whole copies of ``x`` where one fits); at least
-        one.
+        chunks of even size (whole copies of ``x`` where that takes no more
+        chunks); at least one.
 
     Returns
     -------

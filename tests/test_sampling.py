@@ -253,8 +253,10 @@ def test_even_chunks():
     even = sys.modules["bayesdrop.sampling"]._even_chunks
     assert even(3200, 32, 2621) == 1600  # two chunks of 1600 (50 copies of N = 32), not 2621 + 579
     assert even(100, 1, 2621) == 100
-    assert even(1000, 300, 512) == 300  # 500 rounds down to one copy of the input
+    assert even(1000, 300, 512) == 500  # one copy of 300 a chunk would take 4 chunks instead of 2
+    assert even(1800, 300, 700) == 600  # 3 chunks either way: two whole copies each
     assert even(1000, 600, 512) == 500  # N wider than a chunk: even chunks of rows
+    assert even(100_000, 1000, 2621) == 2565  # 39 chunks; 2000-row copies would take 50
     for total, n, budget in [(10, 3, 4), (7, 7, 1), (100_000, 1000, 2621)]:
         per = even(total, n, budget)
         assert 1 <= per <= budget
