@@ -428,14 +428,7 @@ class ReferencePosterior:
         x = check_tensor(x, "x", "ReferencePosterior.predict")
         ref = self._theta
         x = x.to(device=ref.device, dtype=ref.dtype) if x.is_floating_point() else x.to(ref.device)
-        outs = []
-        with torch.no_grad():
-            for theta in self._theta:
-                out = self._log_joint.output(theta, x)
-                if not self._log_joint.categorical:
-                    out = torch.cat(self._log_joint.log_var(theta, out), -1)
-                outs.append(out)
-        return torch.stack(outs)
+        return _predictions(self._log_joint, ref, x)
 
     def diagnostics(self) -> dict[str, float]:
         """``r_hat``, ``ess``, ``divergences``, ``seconds`` and the number of samples as one dict."""
@@ -449,15 +442,20 @@ class ReferencePosterior:
         }
 
 
+def _predictions(log_joint: _LogJoint, theta: Tensor, x: Tensor) -> Tensor:
+    """(S, N, K) logits or (S, N, 2 D) means and log-variances, one forward pass per draw."""
+    with torch.no_grad():
+        outs = [log_joint.output(t, x) for t in theta]
+        if not log_joint.categorical:
+            outs = [torch.cat(log_joint.log_var(t, out), -1) for t, out in zip(theta, outs, strict=True)]
+    return torch.stack(outs)
+
+
 def _function_space(log_joint: _LogJoint, theta: Tensor, x: Tensor) -> Tensor:
     """(S, N * K) predictions whose convergence is judged: class probabilities or means."""
-    with torch.no_grad():
-        outs = []
-        for t in theta:
-            out = log_joint.output(t, x)
-            out = torch.softmax(out, -1) if log_joint.categorical else log_joint.log_var(t, out)[0]
-            outs.append(out.reshape(-1))
-    return torch.stack(outs)
+    out = _predictions(log_joint, theta, x)
+    out = torch.softmax(out, -1) if log_joint.categorical else out[..., : log_joint.num_targets]
+    return out.reshape(len(theta), -1)
 
 
 def reference_posterior(

@@ -80,7 +80,6 @@ def _fast_dropout(module: nn.Module, spatial: int) -> Any:
     eval inside the block is the identity.
     """
     p = float(module.p)  # type: ignore[arg-type]
-
     torch_forward = type(module).forward
 
     def forward(x: Tensor) -> Tensor:
@@ -125,9 +124,10 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
     (:func:`bayesdrop.nn.functional.dropout`, same semantics: inverted
     Bernoulli, whole channels for the 1d/2d/3d variants), several times
     faster than torch's CPU kernel; on other devices they keep torch's fused
-    kernel. The modules are unchanged after the block. ``AlphaDropout`` and ``FeatureAlphaDropout`` keep torch's kernel. ``nn.TransformerEncoderLayer`` and
-    ``nn.TransformerEncoder`` stay in train mode, since in eval their fused
-    fast path would skip their dropout modules.
+    kernel. The modules are unchanged after the block. ``AlphaDropout`` and
+    ``FeatureAlphaDropout`` keep torch's kernel. ``nn.TransformerEncoderLayer``
+    and ``nn.TransformerEncoder`` stay in train mode, since in eval their
+    fused fast path would skip their dropout modules.
 
     With ``train_mode=True`` the whole model is in train mode except the
     normalisation layers with running statistics (BatchNorm, InstanceNorm
