@@ -59,7 +59,7 @@ from ._checks import _fail, check_float, check_int, check_option, check_tensor
 from ._distributed import derive_seed, seeded
 from .likelihoods import Categorical, Gaussian
 from .metrics._arrays import ArrayLike, as_float
-from .nn import DropConnectLinear, FastDropoutLinear, VariationalLinear
+from .nn import ConcreteDropout, DropConnectLinear, FastDropoutLinear, VariationalLinear
 from .sampling import is_stochastic
 
 __all__ = ["ReferencePosterior", "compare", "reference_posterior", "wasserstein2"]
@@ -99,7 +99,8 @@ def _strip(model: nn.Module) -> nn.Module:
     dropout, DropPath, ...) stay and are deterministic in eval mode (their
     expectation); ``VariationalLinear``, ``FastDropoutLinear`` and
     ``DropConnectLinear`` become ``nn.Linear`` (DropConnect's activation
-    kept); any other stochastic layer with parameters is refused.
+    kept), ``ConcreteDropout`` its wrapped layer; any other stochastic layer
+    with parameters is refused.
     """
     if not isinstance(model, nn.Module):
         raise _fail("model", _OWNER, "a torch.nn.Module", type(model).__name__, TypeError)
@@ -107,19 +108,22 @@ def _strip(model: nn.Module) -> nn.Module:
     for name, module in list(net.named_modules()):
         if not name or not is_stochastic(module):
             continue
-        if isinstance(module, _LINEAR_LIKE):
+        if isinstance(module, (*_LINEAR_LIKE, ConcreteDropout)):
             parent_name, _, child = name.rpartition(".")
             parent = net.get_submodule(parent_name) if parent_name else net
-            setattr(parent, child, _deterministic_twin(module))
+            twin = module.layer if isinstance(module, ConcreteDropout) else _deterministic_twin(module)
+            setattr(parent, child, twin)
         elif any(True for _ in module.parameters(recurse=False)):
             own = ", ".join(n for n, _ in module.named_parameters(recurse=False))
             raise ValueError(
                 f"The 'model' parameter of {_OWNER} must be a deterministic network or one whose stochastic layers "
                 f"can be stripped (parameter-free dropout layers, VariationalLinear, FastDropoutLinear, "
-                f"DropConnectLinear). Got {type(module).__name__} at '{name}' with noise parameters ({own}) instead: "
+                f"DropConnectLinear, ConcreteDropout). Got {type(module).__name__} at '{name}' with noise parameters ({own}) instead: "
                 "pass the same architecture built from torch layers."
             )
-    if isinstance(model, _LINEAR_LIKE):
+    if isinstance(net, ConcreteDropout):
+        net = net.layer
+    elif isinstance(model, _LINEAR_LIKE):
         net = _deterministic_twin(model)
     net.eval()
     for p in net.parameters():
@@ -500,8 +504,9 @@ def reference_posterior(
     where dropout, Gaussian dropout, DropPath and the other parameter-free
     noise layers are their expectation (ignored); ``VariationalLinear``,
     ``FastDropoutLinear`` and ``DropConnectLinear`` are replaced by
-    ``nn.Linear`` of the same shape (DropConnect's activation kept). Other
-    stochastic layers with parameters are refused.
+    ``nn.Linear`` of the same shape (DropConnect's activation kept),
+    ``ConcreteDropout`` by the layer it wraps. Other stochastic layers with
+    parameters are refused.
 
     Each chain starts from a prior draw moved by ``init_steps`` steps of Adam
     towards a mode, then runs ``warmup_steps`` of step-size and diagonal

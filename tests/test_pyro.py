@@ -189,7 +189,8 @@ def test_dropout_layers_are_ignored_and_linear_variants_stripped():
         nn.ReLU(),
         nn.Dropout(0.2),
         bayesdrop.nn.DropConnectLinear(4, 4, activation="tanh"),
-        bayesdrop.nn.FastDropoutLinear(4, 1),
+        bayesdrop.nn.FastDropoutLinear(4, 4),
+        bayesdrop.nn.ConcreteDropout(nn.Linear(4, 1)),
     )
     ref = reference_posterior(
         model,
@@ -203,15 +204,17 @@ def test_dropout_layers_are_ignored_and_linear_variants_stripped():
         **FAST,
     )
     names = set(ref.samples)
-    assert names == {"1.weight", "1.bias", "4.0.weight", "4.0.bias", "5.weight", "5.bias"}
+    assert names == {"1.weight", "1.bias", "4.0.weight", "4.0.bias", "5.weight", "5.bias", "6.weight", "6.bias"}
     net = ref.model
     assert type(net[1]) is nn.Linear and isinstance(net[4][1], nn.Tanh) and type(net[5]) is nn.Linear
+    assert type(net[6]) is nn.Linear
     assert not net.training
     # a draw's prediction is the deterministic network with those weights (dropout ignored)
     params = {k: v[3] for k, v in ref.samples.items()}
     expected = torch.func.functional_call(net, params, (x,))
     torch.testing.assert_close(ref.predict(x)[3, :, :1], expected)
     assert isinstance(model[1], bayesdrop.nn.VariationalLinear)  # the user's model is untouched
+    assert isinstance(model[6], bayesdrop.nn.ConcreteDropout)
 
 
 def test_bad_input_names_the_parameter():

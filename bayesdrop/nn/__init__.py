@@ -2,6 +2,7 @@
 
 from . import functional
 from ._protocol import StochasticModule
+from .concrete import ConcreteDropout
 from .depth import DropPath, DropPathJoin, StochasticDepth, linear_decay
 from .dropout import Dropout, GaussianDropout, GaussianNoise, SpatialDropout
 from .moments import FastDropoutLinear, moment_propagation
@@ -18,6 +19,7 @@ from .variational import (
 from .weight import DropConnectConv, DropConnectLinear
 
 __all__ = [
+    "ConcreteDropout",
     "DropConnectConv",
     "DropConnectLinear",
     "DropPath",

@@ -23,7 +23,7 @@ class StochasticModule(nn.Module):
     :func:`bayesdrop.sampling` only. Parameters that set the noise (a learned
     rate) go in ``noise_parameters``, which keeps weight decay off them in
     :func:`bayesdrop.fit`; a ``kl()`` method is not part of the protocol
-    (:func:`bayesdrop.kl_divergence` reads variational layers only).
+    (:func:`bayesdrop.kl_divergence` reads variational and concrete-dropout layers only).
 
     Examples
     --------

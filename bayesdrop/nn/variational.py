@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from .._checks import check_float, check_int, check_option, check_spatial_dims
 from . import functional as BF
 from ._protocol import StochasticModule
+from .concrete import ConcreteDropout
 from .dropout import Dropout, GaussianDropout
 from .functional import KLApproximation
 
@@ -315,9 +316,12 @@ def _variational_layers(model: nn.Module) -> list[_Variational]:
 
 
 def kl_divergence(model: nn.Module, approximation: KLApproximation = "molchanov") -> Tensor:
-    """Sum of the KL terms of every variational layer of ``model`` (nats).
+    """Sum of the KL terms of every variational and concrete-dropout layer of ``model`` (nats).
 
-    Returns a zero tensor for a model without variational layers.
+    Variational layers contribute their KL to the log-uniform prior
+    (``approximation`` applies to them); :class:`ConcreteDropout` layers their
+    regulariser (weight prior and Bernoulli entropy). Returns a zero tensor
+    for a model with neither.
 
     Parameters
     ----------
@@ -337,11 +341,15 @@ def kl_divergence(model: nn.Module, approximation: KLApproximation = "molchanov"
     >>> bool(kl_divergence(model) == model[0].kl() + model[2].kl())
     True
     """
-    layers = _variational_layers(model)
-    if not layers:
+    terms = [
+        m.kl(approximation) if isinstance(m, _Variational) else m.kl()
+        for m in model.modules()
+        if isinstance(m, (_Variational, ConcreteDropout))
+    ]
+    if not terms:
         p = next(model.parameters(), None)
         return torch.zeros((), device=None if p is None else p.device, dtype=None if p is None else p.dtype)
-    return torch.stack([layer.kl(approximation) for layer in layers]).sum()
+    return torch.stack(terms).sum()
 
 
 @torch.no_grad()

@@ -42,6 +42,7 @@ FACTORIES: dict[str, Callable[[], tuple[nn.Module, torch.Tensor]]] = {
     "StochasticDepth": lambda: (bnn.StochasticDepth(torch.nn.Linear(5, 5), 0.5), torch.randn(6, 5)),
     "DropPathJoin": lambda: (bnn.DropPathJoin(3, 0.3, 0.5), torch.randn(6, 3, 4)),
     "GaussianNoise": lambda: (bnn.GaussianNoise(0.3), torch.randn(6, 5)),
+    "ConcreteDropout": lambda: (bnn.ConcreteDropout(torch.nn.Linear(5, 3), 0.5), torch.randn(6, 5)),
     "StochasticModule": lambda: (_UniformNoise(0.5), torch.randn(6, 5)),  # the base, through a user's layer
 }
 
