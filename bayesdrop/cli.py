@@ -53,14 +53,13 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     assert y is not None
     common = {
         "hidden_layer_sizes": tuple(args.hidden),
-        "method": args.method,
         "p": args.p,
-        "epochs": args.epochs,
-        "lr": args.lr,
-        "batch_size": args.batch_size,
         "random_state": args.seed,
         "progress": not args.quiet,
     }
+    for key in ("method", "epochs", "lr", "batch_size"):  # None: the estimator's default for the task
+        if getattr(args, key) is not None:
+            common[key] = getattr(args, key)
     if args.task == "classification":
         if np.any(y != np.round(y)):
             raise UsageError(f"--task classification needs integer class labels in column {args.target!r}")
@@ -197,13 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("data", help="CSV file with a header row")
     f.add_argument("--target", required=True, help="target column")
     f.add_argument("--task", choices=("regression", "classification"), default="regression")
-    f.add_argument("--method", choices=("variational", "mc", "gaussian"), default="variational")
+    f.add_argument(
+        "--method",
+        choices=("variational", "mc", "gaussian", "concrete"),
+        default=None,
+        help="the noise (the estimator's default: variational for regression, concrete for classification)",
+    )
     f.add_argument("--hidden", type=_positive_int, nargs="+", default=[50], help="hidden layer widths (50)")
-    f.add_argument("--p", type=float, default=0.05, help="dropout rate (initial rate for variational)")
-    f.add_argument("--epochs", type=_positive_int, default=200)
-    f.add_argument("--lr", type=float, default=3e-3)
-    f.add_argument("--batch-size", type=_positive_int, default=64)
-    f.add_argument("--heteroscedastic", action="store_true", help="learn a per-input noise (regression)")
+    f.add_argument("--p", type=float, default=0.05, help="dropout rate (initial rate for variational, concrete)")
+    f.add_argument("--epochs", type=_positive_int, default=None, help="(regression 400, classification 200)")
+    f.add_argument("--lr", type=float, default=None, help="(regression 0.01, classification 0.003)")
+    f.add_argument("--batch-size", type=_positive_int, default=None, help="(regression 128, classification 64)")
+    f.add_argument(
+        "--heteroscedastic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="learn a per-input noise (regression; on by default)",
+    )
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("--out", required=True, help="model file to write (.pt)")
@@ -245,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["bostonHousing", "concrete", "energy", "kin8nm", "wine-quality-red", "yacht"],
     )
     u.add_argument("--splits", type=int, nargs="+", default=None, help="split indices (all by default)")
-    u.add_argument("--methods", nargs="+", default=["mc", "variational", "gaussian"])
+    u.add_argument("--methods", nargs="+", default=["mc", "variational", "gaussian", "concrete"])
     u.add_argument("--epochs-multiplier", type=_positive_int, default=10)
     u.add_argument("--num-samples", type=_positive_int, default=10_000)
     u.add_argument("--jobs", type=_positive_int, default=1)

@@ -13,9 +13,27 @@ predict with the MC predictive of :func:`bayesdrop.sample`.
   layer, input included (Gal & Ghahramani 2016).
 - ``"gaussian"``: multiplicative Gaussian noise N(1, p/(1-p)) in the same
   places (Srivastava et al. 2014, sec. 10).
+- ``"concrete"``: Bernoulli dropout before every linear layer with a learned
+  rate per layer, initialised at ``p`` (concrete dropout, Gal, Hron & Kendall
+  2017); its regulariser enters the loss.
 
-The regressor learns its observation noise (homoscedastic by default, a
-second output of log-variances with ``heteroscedastic=True``).
+The regressor learns its observation noise: a second output of log-variances
+by default (``heteroscedastic=True``), one noise with ``heteroscedastic=False``.
+
+Defaults (chosen once across datasets by validation scores, never on a test
+split; ``benchmarks/learned_noise.md`` has the study):
+
+- ``DropoutRegressor``: ``method="variational"``, heteroscedastic noise, Adam
+  at lr 0.01, batch 128, 400 epochs, the KL warmed up over the first half of
+  the epochs (the UCI benchmark's learned-noise recipe; on validation splits
+  of five UCI sets it beat the former homoscedastic default by 0.29 nats).
+- ``DropoutClassifier``: ``method="concrete"``, lr 0.003, batch 64, 200
+  epochs (at least as accurate as MC dropout with a lower NLL on validation
+  splits of digits, breast_cancer and wine; sparse variational dropout
+  prunes too hard on sets this small).
+
+``kl_warmup_epochs=None`` (the default) warms the KL up over half of the
+epochs for ``"variational"`` and not at all for the other methods.
 
 scikit-learn's ``check_estimator`` passes with the tag ``non_deterministic``:
 MC predictions draw fresh noise for every row of every call, so predicting a
@@ -44,17 +62,27 @@ from torch import Tensor, nn
 from ._checks import check_float, check_int, check_option, check_probability
 from ._distributed import seeded
 from .likelihoods import Categorical, Gaussian
-from .nn import Dropout, GaussianDropout, VariationalLinear
+from .nn import ConcreteDropout, Dropout, GaussianDropout, VariationalLinear
+from .nn.variational import AlphaMode
 from .sampling import sample
 from .training import fit
 
 __all__ = ["DropoutClassifier", "DropoutRegressor", "build_mlp"]
 
-Method = Literal["variational", "mc", "gaussian"]
+Method = Literal["variational", "mc", "gaussian", "concrete"]
 METHODS: tuple[Method, ...] = get_args(Method)
 
 
-def build_mlp(n_in: int, hidden: tuple[int, ...], n_out: int, method: Method, p: float) -> nn.Sequential:
+def build_mlp(
+    n_in: int,
+    hidden: tuple[int, ...],
+    n_out: int,
+    method: Method,
+    p: float,
+    *,
+    alpha: AlphaMode = "weight",
+    lengthscale: float = 1e-2,
+) -> nn.Sequential:
     """The estimators' network: ReLU MLP with noise before every linear layer.
 
     Parameters
@@ -63,10 +91,15 @@ def build_mlp(n_in: int, hidden: tuple[int, ...], n_out: int, method: Method, p:
         Input and output widths.
     hidden : tuple of int
         Hidden widths.
-    method : {"variational", "mc", "gaussian"}
+    method : {"variational", "mc", "gaussian", "concrete"}
         The noise (see the module docstring).
     p : float
-        The dropout rate (the initial one for "variational").
+        The dropout rate (the initial one for "variational" and "concrete").
+    alpha : {"weight", "input", "layer"}
+        The alpha of the variational layers (see :class:`bayesdrop.nn.VariationalLinear`).
+    lengthscale : float
+        The weight prior's length-scale of the concrete-dropout layers (see
+        :class:`bayesdrop.nn.ConcreteDropout`).
 
     Returns
     -------
@@ -77,8 +110,15 @@ def build_mlp(n_in: int, hidden: tuple[int, ...], n_out: int, method: Method, p:
     for i, width in enumerate([*hidden, n_out]):
         if method == "variational":
             layers.append(
-                VariationalLinear(sizes[i], width, init_log_alpha=max(math.log(p / (1 - p)), -8.0) if p > 0 else -8.0)
+                VariationalLinear(
+                    sizes[i],
+                    width,
+                    alpha=alpha,
+                    init_log_alpha=max(math.log(p / (1 - p)), -8.0) if p > 0 else -8.0,
+                )
             )
+        elif method == "concrete":
+            layers.append(ConcreteDropout(nn.Linear(sizes[i], width), init_p=max(p, 1e-3), lengthscale=lengthscale))
         else:
             layers.append(Dropout(p) if method == "mc" else GaussianDropout(p))
             layers.append(nn.Linear(sizes[i], width))
@@ -128,7 +168,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         lr: float = 3e-3,
         batch_size: int = 64,
         weight_decay: float = 0.0,
-        kl_warmup_epochs: int = 0,
+        kl_warmup_epochs: int | None = None,
         num_samples: int = 100,
         random_state: Any = None,
         progress: bool = False,
@@ -162,7 +202,14 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         check_int(self.num_samples, "num_samples", name)
         check_float(self.lr, "lr", name, low=0.0, low_open=True)
         check_float(self.weight_decay, "weight_decay", name, low=0.0)
+        if self.kl_warmup_epochs is not None:
+            check_int(self.kl_warmup_epochs, "kl_warmup_epochs", name, minimum=0)
         return hidden
+
+    def _warmup(self) -> int:
+        if self.kl_warmup_epochs is not None:
+            return int(self.kl_warmup_epochs)
+        return int(self.epochs) // 2 if self.method == "variational" else 0
 
     def _seed(self, offset: int) -> int | None:
         if self.random_state is None:
@@ -188,7 +235,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
             epochs=self.epochs,
             lr=self.lr,
             batch_size=self.batch_size,
-            kl_warmup_epochs=self.kl_warmup_epochs,
+            kl_warmup_epochs=self._warmup(),
             weight_decay=self.weight_decay,
             seed=seed,
             progress=self.progress,
@@ -228,15 +275,21 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     ----------
     hidden_layer_sizes : tuple of int
         Widths of the hidden ReLU layers, ``(50,)``.
-    method : {"variational", "mc", "gaussian"}
-        Learned variational dropout, fixed Bernoulli (MC) dropout or fixed
-        Gaussian dropout (see the module docstring).
+    method : {"variational", "mc", "gaussian", "concrete"}
+        Learned variational dropout (the default), fixed Bernoulli (MC)
+        dropout, fixed Gaussian dropout or concrete dropout with learned
+        rates (see the module docstring).
     p : float
-        The fixed rate for "mc"/"gaussian", the initial rate for "variational".
+        The fixed rate for "mc"/"gaussian", the initial rate for "variational"
+        and "concrete".
     heteroscedastic : bool
-        Learn a per-input noise (second output of log-variances).
-    epochs, lr, batch_size, weight_decay, kl_warmup_epochs
-        Training options of :func:`bayesdrop.fit`.
+        Learn a per-input noise (second output of log-variances; the default)
+        or, with False, one noise for all inputs.
+    epochs, lr, batch_size, weight_decay
+        Training options of :func:`bayesdrop.fit` (400 epochs, lr 0.01, batch 128).
+    kl_warmup_epochs : int or None
+        Epochs over which the KL weight rises to 1; None: half of ``epochs``
+        for "variational", 0 otherwise.
     num_samples : int
         MC samples T for prediction (100).
     random_state : int, RandomState or None
@@ -267,12 +320,12 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         method: Method = "variational",
         p: float = 0.05,
         *,
-        heteroscedastic: bool = False,
-        epochs: int = 200,
-        lr: float = 3e-3,
-        batch_size: int = 64,
+        heteroscedastic: bool = True,
+        epochs: int = 400,
+        lr: float = 1e-2,
+        batch_size: int = 128,
         weight_decay: float = 0.0,
-        kl_warmup_epochs: int = 0,
+        kl_warmup_epochs: int | None = None,
         num_samples: int = 100,
         random_state: Any = None,
         progress: bool = False,
@@ -348,13 +401,18 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     ----------
     hidden_layer_sizes : tuple of int
         Widths of the hidden ReLU layers, ``(50,)``.
-    method : {"variational", "mc", "gaussian"}
-        Learned variational dropout, fixed Bernoulli (MC) dropout or fixed
-        Gaussian dropout (see the module docstring).
+    method : {"concrete", "variational", "mc", "gaussian"}
+        Concrete dropout with learned rates (the default), learned variational
+        dropout, fixed Bernoulli (MC) dropout or fixed Gaussian dropout (see
+        the module docstring).
     p : float
-        The fixed rate for "mc"/"gaussian", the initial rate for "variational".
-    epochs, lr, batch_size, weight_decay, kl_warmup_epochs
-        Training options of :func:`bayesdrop.fit`.
+        The fixed rate for "mc"/"gaussian", the initial rate for "concrete"
+        and "variational".
+    epochs, lr, batch_size, weight_decay
+        Training options of :func:`bayesdrop.fit` (200 epochs, lr 0.003, batch 64).
+    kl_warmup_epochs : int or None
+        Epochs over which the KL weight rises to 1; None: half of ``epochs``
+        for "variational", 0 otherwise.
     num_samples : int
         MC samples T for prediction (100).
     random_state : int, RandomState or None
@@ -370,6 +428,35 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (50,),
+        method: Method = "concrete",
+        p: float = 0.05,
+        *,
+        epochs: int = 200,
+        lr: float = 3e-3,
+        batch_size: int = 64,
+        weight_decay: float = 0.0,
+        kl_warmup_epochs: int | None = None,
+        num_samples: int = 100,
+        random_state: Any = None,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes,
+            method,
+            p,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            kl_warmup_epochs=kl_warmup_epochs,
+            num_samples=num_samples,
+            random_state=random_state,
+            progress=progress,
+        )
 
     def fit(self, X: Any, y: Any) -> DropoutClassifier:
         """Fit the network to ``X`` and class labels ``y``."""

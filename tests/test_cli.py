@@ -163,12 +163,12 @@ def test_demo_quick(tmp_path, capsys):
     assert names == [
         "diabetes-mc",
         "diabetes-variational",
+        "digits-concrete",
         "digits-mc",
-        "digits-variational",
         "index.html",
         "summary.md",
     ]
-    assert "| digits | variational | accuracy |" in (out / "summary.md").read_text()
+    assert "| digits | concrete | accuracy |" in (out / "summary.md").read_text()
     # The index page is HTML a browser shows as a table (no markdown in a <pre>), linking every report and
     # showing its headline figure, which exists.
     page = (out / "index.html").read_text()

@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
+from bayesdrop.nn import ConcreteDropout
 from bayesdrop.sklearn import DropoutClassifier, DropoutRegressor, from_state
 
 
@@ -22,6 +23,7 @@ from bayesdrop.sklearn import DropoutClassifier, DropoutRegressor, from_state
         DropoutRegressor(method="mc", heteroscedastic=True, epochs=20, num_samples=10, random_state=0),
         DropoutClassifier(method="gaussian", epochs=20, num_samples=10, random_state=0),
         DropoutClassifier(epochs=20, num_samples=10, random_state=0),
+        DropoutRegressor(method="concrete", epochs=20, num_samples=10, random_state=0),
     ],
 )
 def test_check_estimator(est):
@@ -86,7 +88,8 @@ def test_pipeline_gridsearch_clone_pickle_and_state_roundtrip():
     [
         (
             {"method": "bayes"},
-            r"'method' parameter of DropoutRegressor must be one of 'variational', 'mc', 'gaussian'. Got 'bayes'",
+            r"'method' parameter of DropoutRegressor must be one of 'variational', 'mc', 'gaussian', 'concrete'. "
+            r"Got 'bayes'",
         ),
         ({"p": 1.0}, r"'p' parameter of DropoutRegressor must be a float in \[0, 1\). Got 1.0"),
         ({"epochs": 0}, r"'epochs' parameter of DropoutRegressor must be an int >= 1. Got 0"),
@@ -107,3 +110,19 @@ def test_from_state_rejects_an_incomplete_state_with_a_clear_error():
             from_state(broken)
     with pytest.raises(ValueError, match="must name one of 'DropoutRegressor', 'DropoutClassifier'. Got 'Ridge'"):
         from_state({**state, "estimator": "Ridge"})
+
+
+def test_concrete_method_learns_its_rates_and_round_trips():
+    X, y = _reg_data(200)
+    reg = DropoutRegressor(method="concrete", p=0.2, epochs=60, lr=1e-2, random_state=0).fit(X, y)
+    layers = [m for m in reg.model_.modules() if isinstance(m, ConcreteDropout)]
+    assert len(layers) == 2
+    ps = [float(m.p.detach()) for m in layers]
+    assert all(0 < p < 1 for p in ps) and all(abs(p - 0.2) > 1e-3 for p in ps)  # learned, not the initial rate
+    assert reg.score(X, y) > 0.5
+    restored = from_state(reg.to_state())
+    np.testing.assert_allclose(restored.predict(X[:5]), reg.predict(X[:5]), rtol=1e-6)
+    clf = DropoutClassifier(method="concrete", epochs=30, lr=1e-2, random_state=0).fit(
+        X, (y > np.median(y)).astype(int)
+    )
+    assert clf.score(X, (y > np.median(y)).astype(int)) > 0.8
