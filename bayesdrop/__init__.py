@@ -1,6 +1,6 @@
 """bayesdrop: Bayesian uncertainty in neural networks built on dropout."""
 
-from . import likelihoods, metrics, nn, plots, report
+from . import diagnostics, likelihoods, metrics, nn, plots, report
 from .evaluation import Evaluation, evaluate
 from .likelihoods import Categorical, Gaussian
 from .nn import kl_divergence, moment_propagation, sparsity, to_variational, variance_shift
@@ -15,6 +15,7 @@ __all__ = [
     "Evaluation",
     "Gaussian",
     "History",
+    "diagnostics",
     "elbo_loss",
     "evaluate",
     "fit",

@@ -13,6 +13,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -23,10 +24,13 @@ from .metrics._arrays import ArrayLike, as_float
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from .diagnostics import ActivationStats
     from .evaluation import Evaluation
 
 __all__ = [
+    "activation_histograms",
     "convergence",
+    "feature_grid",
     "gap_histogram",
     "posterior_comparison",
     "regression_calibration",
@@ -460,3 +464,73 @@ def posterior_comparison(
     ax.set_ylabel("method's std of f(x)")
     ax.legend(fontsize="small", loc="best")
     return {"ax": ax, "mode": "std", "reference": diag, "lines": lines}
+
+
+def activation_histograms(
+    stats: Mapping[str, ActivationStats],
+    *,
+    which: Literal["mean", "activations"] = "mean",
+    ax: Axes | None = None,
+) -> dict[str, Any]:
+    """Overlaid histograms of one layer's activation statistics for several models (Srivastava et al. fig. 8).
+
+    Parameters
+    ----------
+    stats : mapping of label to ActivationStats
+        One layer of each model, e.g. ``{"no dropout": a["2"], "dropout": b["2"]}`` from
+        :func:`bayesdrop.diagnostics.activation_statistics`.
+    which : {"mean", "activations"}
+        Histogram of the units' mean activations (fig. 8a) or of all activations (fig. 8b, log counts).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    dict
+        ``ax`` and ``bars`` (label -> the drawn step artist).
+    """
+    from .diagnostics import ActivationStats
+
+    ax = _axes(ax)
+    if which not in ("mean", "activations"):
+        raise ValueError(
+            f"The 'which' parameter of activation_histograms must be 'mean' or 'activations'. Got {which!r}."
+        )
+    if not stats or not all(isinstance(s, ActivationStats) for s in stats.values()):
+        raise TypeError("The 'stats' parameter of activation_histograms must map labels to ActivationStats.")
+    bars: dict[str, Any] = {}
+    for label, s in stats.items():
+        counts, edges = (s.mean_counts, s.mean_edges) if which == "mean" else (s.counts, s.edges)
+        bars[label] = ax.stairs(counts, edges, label=f"{label} (sparsity {s.near_zero:.2f})", linewidth=1.5)
+    if which == "activations":
+        ax.set_yscale("log")
+    ax.set_xlabel("mean activation of a unit" if which == "mean" else "activation")
+    ax.set_ylabel("units" if which == "mean" else "activations")
+    ax.legend()
+    return {"ax": ax, "bars": bars}
+
+
+def feature_grid(
+    weight: Any, image_shape: tuple[int, int], *, ncols: int | None = None, ax: Axes | None = None
+) -> dict[str, Any]:
+    """First-layer features (rows of ``weight``) as a grid of grey images (Srivastava et al. fig. 7).
+
+    Parameters
+    ----------
+    weight : Tensor or array (U, H * W)
+    image_shape : (H, W)
+    ncols : int, optional
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    dict
+        ``ax``, ``image`` (the AxesImage) and ``grid`` (the array drawn).
+    """
+    from .diagnostics import feature_grid as grid_of
+
+    ax = _axes(ax)
+    grid = grid_of(weight, image_shape, ncols=ncols)
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="gray", interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return {"ax": ax, "image": image, "grid": grid}
