@@ -32,6 +32,7 @@ __all__ = [
     "convergence",
     "feature_grid",
     "gap_histogram",
+    "log_alpha_histogram",
     "posterior_comparison",
     "regression_calibration",
     "reliability_diagram",
@@ -534,3 +535,48 @@ def feature_grid(
     ax.set_xticks([])
     ax.set_yticks([])
     return {"ax": ax, "image": image, "grid": grid}
+
+
+def log_alpha_histogram(model: Any, *, bins: int = 60, ax: Axes | None = None) -> dict[str, Any]:
+    """Histogram of log alpha per variational layer of ``model``, with each layer's pruning threshold.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A model with ``VariationalLinear`` / ``VariationalConv`` layers.
+    bins : int
+        Bins over the clipped range [-8, 8].
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    dict
+        ``ax``, ``counts`` (layer name -> counts) and ``edges``.
+    """
+    from .nn.variational import LOG_ALPHA_RANGE, _Variational
+
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, _Variational)]
+    if not layers:
+        raise ValueError("The 'model' parameter of log_alpha_histogram must contain variational layers.")
+    ax = _axes(ax)
+    counts: dict[str, Any] = {}
+    edges: Any = None
+    for name, layer in layers:
+        la = layer.weight_log_alpha().detach().cpu().double().flatten().numpy()
+        pruned = float(np.mean(la > layer.threshold))
+        c, edges, _ = ax.hist(
+            la,
+            bins=bins,
+            range=LOG_ALPHA_RANGE,
+            histtype="step",
+            linewidth=1.5,
+            label=f"{name} ({100 * pruned:.1f}% pruned)",
+        )
+        counts[name] = c
+    for t in sorted({float(m.threshold) for _, m in layers}):
+        ax.axvline(t, color="k", linestyle="--", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("log alpha (dashed: pruning threshold)")
+    ax.set_ylabel("weights")
+    ax.legend(fontsize=8)
+    return {"ax": ax, "counts": counts, "edges": edges}

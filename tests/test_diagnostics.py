@@ -131,6 +131,18 @@ def test_plots_draw_the_statistics():
     assert grid["grid"].shape == (4 * 3 - 1, 4 * 3 - 1)
 
 
+def test_log_alpha_histogram_counts_every_weight():
+    model = nn.Sequential(bayesdrop.nn.VariationalLinear(4, 3), nn.ReLU(), bayesdrop.nn.VariationalLinear(3, 2))
+    with torch.no_grad():
+        model[0].log_sigma2.copy_(torch.log(model[0].weight ** 2) + 5.0)  # every weight of layer 0 above 3: pruned
+    out = bayesdrop.plots.log_alpha_histogram(model)
+    assert {k: v.sum() for k, v in out["counts"].items()} == {"0": 12, "2": 6}
+    labels = [t.get_text() for t in out["ax"].get_legend().get_texts()]
+    assert labels[0] == "0 (100.0% pruned)" and labels[1] == "2 (0.0% pruned)"
+    with pytest.raises(ValueError, match="must contain variational layers"):
+        bayesdrop.plots.log_alpha_histogram(nn.Linear(2, 2))
+
+
 def test_bad_input_names_the_parameter():
     net = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     with pytest.raises(ValueError, match=r"'layers' parameter of activation_statistics must name modules .*'9'"):

@@ -1,0 +1,141 @@
+"""Shared by the reproduction scripts (not a script itself): MNIST tensors, a training loop, tables."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from bayesdrop.datasets import load_mnist
+
+#: The scripts read MNIST from here unless ``--data-dir`` says otherwise (the test suite skips them without).
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+
+
+def mnist(data_dir: str | Path, split: str, limit: int | None = None, flat: bool = True) -> tuple[Tensor, Tensor]:
+    """MNIST images in [0, 1], ``(n, 784)`` or ``(n, 1, 28, 28)``, and integer labels."""
+    images, labels = load_mnist(data_dir, split)
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    x = torch.from_numpy(images).float().div_(255.0)
+    x = x.reshape(len(x), -1) if flat else x.unsqueeze(1)
+    return x, torch.from_numpy(labels)
+
+
+def max_norm_(model: nn.Module, c: float) -> None:
+    """Srivastava et al.'s max-norm: every unit's incoming weight vector has norm at most ``c``."""
+    with torch.no_grad():
+        for m in model.modules():
+            w = getattr(m, "weight", None)
+            if isinstance(w, Tensor) and w.ndim >= 2 and not isinstance(m, nn.modules.batchnorm._BatchNorm):
+                norms = w.flatten(1).norm(dim=1).clamp(min=c)
+                w.mul_((c / norms).view(-1, *([1] * (w.ndim - 1))))
+
+
+@torch.no_grad()
+def errors(model: nn.Module, x: Tensor, y: Tensor, batch: int = 2000) -> int:
+    """Misclassified examples of the deterministic (eval-mode) network."""
+    was = model.training
+    model.eval()
+    wrong = sum(int((model(x[i : i + batch]).argmax(1) != y[i : i + batch]).sum()) for i in range(0, len(x), batch))
+    model.train(was)
+    return wrong
+
+
+def train(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    epochs: int,
+    loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor],
+    optimizer: torch.optim.Optimizer,
+    batch_size: int = 100,
+    max_norm: float | None = None,
+    schedule: Callable[[int], float] | None = None,
+    seed: int = 0,
+    on_epoch: Callable[[int], dict[str, Any]] | None = None,
+    desc: str = "train",
+) -> list[dict[str, Any]]:
+    """Minibatch training; returns one record per epoch (seconds, mean loss and what ``on_epoch`` adds)."""
+    gen = torch.Generator().manual_seed(seed)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    history = []
+    for epoch in tqdm(range(epochs), desc=desc, leave=False):
+        if schedule is not None:
+            for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                g["lr"] = lr * schedule(epoch)
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model, x[idx], y[idx])
+            loss.backward()
+            optimizer.step()
+            if max_norm is not None:
+                max_norm_(model, max_norm)
+            total += float(loss.detach()) * len(idx)
+        record: dict[str, Any] = {"epoch": epoch + 1, "seconds": time.perf_counter() - start, "loss": total / len(x)}
+        if on_epoch is not None:
+            record.update(on_epoch(epoch))
+        history.append(record)
+    return history
+
+
+def cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def table(rows: list[tuple[str, str, str, str]]) -> str:
+    """The markdown table every script prints: claim | paper | ours | settings."""
+    lines = ["| claim | paper | ours | settings |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+def save_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON through a temporary name (an interrupted write never leaves half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def mlp(noise: str, p_in: float = 0.2, p_hidden: float = 0.5, hidden: int = 800) -> nn.Sequential:
+    """784-800-800-10 ReLU with ``noise`` before every linear layer.
+
+    ``"none"``, ``"bernoulli"`` (dropout ``p_in`` on the inputs, ``p_hidden`` on the hidden units),
+    ``"gaussian"`` (multiplicative N(1, p/(1-p)) at the same rates) or ``"variational"`` (every linear layer
+    a ``VariationalLinear`` with one learned alpha per input unit, initialised at those rates).
+    """
+    import math
+
+    import bayesdrop
+
+    layers: list[nn.Module] = []
+    sizes = [784, hidden, hidden, 10]
+    for i in range(3):
+        p = p_in if i == 0 else p_hidden
+        if noise == "variational":
+            la = math.log(p / (1 - p))
+            layers.append(bayesdrop.nn.VariationalLinear(sizes[i], sizes[i + 1], alpha="input", init_log_alpha=la))
+        else:
+            if noise == "bernoulli":
+                layers.append(bayesdrop.nn.Dropout(p))
+            elif noise == "gaussian":
+                layers.append(bayesdrop.nn.GaussianDropout(p))
+            elif noise != "none":
+                raise ValueError(f"noise must be none, bernoulli, gaussian or variational; got {noise!r}")
+            layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
