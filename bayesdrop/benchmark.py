@@ -18,13 +18,19 @@ errors. Methods:
   Bernoulli masks (Srivastava et al. 2014, sec. 10), at the (p, tau) that the
   MC grid chose on the same split, trained on the whole training split.
 - ``variational``: sparse variational dropout (one learned alpha per weight,
-  initialised at p = 0.05) with a learned homoscedastic noise, trained on the
-  whole training split by the ELBO, no grid and no validation split, with
-  Adam at lr 0.01 (a learned noise needs larger steps than a fixed one) and
-  the KL weight warmed up linearly over the first half of the epochs
-  (without it, most weights are pruned before the data term is fitted). These
-  two settings were chosen once, on splits 0 and 1 of bostonHousing, energy,
-  concrete and yacht, and are the same for every dataset.
+  initialised at p = 0.05) with a learned heteroscedastic noise (a second
+  output of log-variances), trained on the whole training split by the ELBO,
+  no grid and no validation split, with Adam at lr 0.01 and the KL weight
+  warmed up linearly over the first half of the epochs.
+- ``concrete``: concrete dropout (a learned Bernoulli rate before every
+  linear layer, initialised at 0.1, weight-prior length-scale 1) with a
+  learned heteroscedastic noise, trained like ``variational``.
+
+The two learned-noise settings (:data:`LEARNED_DEFAULTS`) were chosen once,
+by validation log-likelihood on the last 20% of the training part of splits
+0-4 of bostonHousing, concrete, energy, wine-quality-red and yacht, and are
+the same for every dataset (``examples/benchmarks/learned_noise.py``,
+``benchmarks/learned_noise.md``).
 
 MC and Gaussian dropout train with Adam at lr 0.001 (Gal's setting); every
 method uses batch 128 and ``n_epochs.txt x epochs_multiplier`` epochs (Gal's
@@ -45,8 +51,9 @@ import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -57,14 +64,26 @@ from ._io import atomic_write
 from .datasets import load_uci
 from .likelihoods import Gaussian
 from .metrics import mixture_nll, rmse
-from .nn import sparsity
+from .nn import ConcreteDropout, sparsity
+from .nn.variational import AlphaMode
 from .sampling import sample
 from .sklearn import Method, build_mlp
 from .training import fit
 
-__all__ = ["GAL_2016", "GAL_REPO_10X", "METHODS", "format_results", "run_split", "run_uci"]
+__all__ = [
+    "GAL_2016",
+    "GAL_REPO_10X",
+    "LEARNED_DEFAULTS",
+    "METHODS",
+    "LearnedNoise",
+    "format_results",
+    "run_split",
+    "run_uci",
+    "score_learned",
+    "train_learned",
+]
 
-METHODS = ("mc", "variational", "gaussian")
+METHODS = ("mc", "variational", "gaussian", "concrete")
 
 #: Gal & Ghahramani's published grid-search results (10x epochs, 1 hidden
 #: layer): RMSE and test log-likelihood with standard errors where quoted.
@@ -97,30 +116,100 @@ def _standardise(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return (x - mean) / std, mean, std
 
 
+@dataclass(frozen=True)
+class LearnedNoise:
+    """How the benchmark trains a learned-noise method (one setting for every dataset).
+
+    Attributes
+    ----------
+    method : {"variational", "concrete"}
+    alpha : {"weight", "input", "layer"}
+        The variational layers' alpha.
+    init_p : float
+        Initial dropout rate (log alpha = log(p / (1 - p)) for "variational").
+    lr : float
+        Adam's learning rate.
+    warmup : float
+        Fraction of the epochs over which the KL weight rises linearly to 1.
+    kl_scale : float
+        Multiplier of the KL (1 is the ELBO).
+    heteroscedastic : bool
+        Learn a per-input noise (a second output) instead of one noise.
+    width : int or None
+        Hidden units; None takes the dataset's (50, or 100 for protein).
+    lengthscale : float
+        Weight-prior length-scale of the concrete layers.
+    epochs_factor : float
+        Multiplier of the protocol's epochs.
+    init_noise_std : float
+        Initial observation noise (standardised targets).
+    """
+
+    method: Literal["variational", "concrete"] = "variational"
+    alpha: AlphaMode = "weight"
+    init_p: float = 0.05
+    lr: float = 1e-2
+    warmup: float = 0.5
+    kl_scale: float = 1.0
+    heteroscedastic: bool = False
+    width: int | None = None
+    lengthscale: float = 1e-2
+    epochs_factor: float = 1.0
+    init_noise_std: float = 1.0
+
+
+#: The learned-noise settings ``run_split`` uses for "variational" and "concrete".
+LEARNED_DEFAULTS: dict[str, LearnedNoise] = {
+    "variational": LearnedNoise("variational", heteroscedastic=True),
+    "concrete": LearnedNoise("concrete", init_p=0.1, lengthscale=1.0, heteroscedastic=True),
+}
+
+
 def _train(
-    method: Method, x: np.ndarray, y: np.ndarray, hidden: int, epochs: int, p: float, tau: float | None, seed: int
-) -> tuple[torch.nn.Module, Gaussian]:
+    method: Method, x: np.ndarray, y: np.ndarray, hidden: int, epochs: int, p: float, tau: float, seed: int
+) -> torch.nn.Module:
+    """A fixed-rate method (MC or Gaussian dropout) with Gal's loss at (p, tau)."""
     with seeded(seed):
         net = build_mlp(x.shape[1], (hidden,), 1, method, p)
-    lr, warmup = 1e-3, 0
-    if method == "variational":
-        lik = Gaussian()
-        decay = 0.0
-        lr = 1e-2  # a learned noise needs larger steps than Gal's fixed-tau loss
-        warmup = epochs // 2  # no premature pruning before the data term has been fitted
-    else:
-        lik = Gaussian(noise_std=math.sqrt(0.5))  # NLL = squared error + const
-        assert tau is not None
-        decay = 2 * _LENGTHSCALE**2 * (1 - p) / (2 * len(x) * tau)
+    fit(
+        net,
+        (torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)),
+        likelihood=Gaussian(noise_std=math.sqrt(0.5)),  # NLL = squared error + const
+        epochs=epochs,
+        lr=1e-3,
+        batch_size=128,
+        weight_decay=2 * _LENGTHSCALE**2 * (1 - p) / (2 * len(x) * tau),
+        seed=seed,
+        progress=False,
+    )
+    return net
+
+
+def train_learned(
+    settings: LearnedNoise, x: np.ndarray, y: np.ndarray, hidden: int, epochs: int, seed: int
+) -> tuple[torch.nn.Module, Gaussian]:
+    """Train a learned-noise network (and its noise) on standardised ``x``, ``y`` by the ELBO."""
+    epochs = max(1, round(epochs * settings.epochs_factor))
+    lik = Gaussian(heteroscedastic=settings.heteroscedastic, init_noise_std=settings.init_noise_std)
+    with seeded(seed):
+        net = build_mlp(
+            x.shape[1],
+            (settings.width or hidden,),
+            lik.num_outputs,
+            settings.method,
+            settings.init_p,
+            alpha=settings.alpha,
+            lengthscale=settings.lengthscale,
+        )
     fit(
         net,
         (torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)),
         likelihood=lik,
         epochs=epochs,
-        lr=lr,
+        lr=settings.lr,
         batch_size=128,
-        weight_decay=decay,
-        kl_warmup_epochs=warmup,
+        kl_scale=settings.kl_scale,
+        kl_warmup_epochs=round(settings.warmup * epochs),
         seed=seed,
         progress=False,
     )
@@ -129,10 +218,34 @@ def _train(
 
 def _predict(net: torch.nn.Module, x: np.ndarray, num_samples: int, seed: int) -> np.ndarray:
     out = sample(net, torch.tensor(x, dtype=torch.float32), num_samples, seed=seed)
-    return out[..., 0].double().numpy()  # (T, N) standardised means
+    return out.double().numpy()  # (T, N, 1) standardised means, or (T, N, 2) means and log-variances
 
 
-def _score(means: np.ndarray, y: np.ndarray, noise_std: float) -> tuple[float, float]:
+def score_learned(
+    net: torch.nn.Module,
+    lik: Gaussian,
+    x: np.ndarray,
+    y: np.ndarray,
+    y_mean: float,
+    y_std: float,
+    num_samples: int,
+    seed: int,
+) -> dict[str, float]:
+    """RMSE and log-likelihood (original units) of a learned-noise network on standardised ``x``."""
+    out = _predict(net, x, num_samples, seed)
+    means = out[..., 0] * y_std + y_mean
+    if lik.heteroscedastic:
+        noise: Any = np.exp(0.5 * out[..., 1]) * y_std
+        r = {"noise_std": float(np.sqrt(np.mean(noise**2)))}
+    else:
+        assert lik.noise_std is not None
+        noise = float(lik.noise_std[0]) * y_std
+        r = {"noise_std": noise}
+    r["rmse"], r["ll"] = _score(means, y, noise)
+    return r
+
+
+def _score(means: np.ndarray, y: np.ndarray, noise_std: Any) -> tuple[float, float]:
     """RMSE of the MC mean and the MC mixture log-likelihood (original units)."""
     return rmse(means.mean(0), y), -mixture_nll(means, y, noise_std)
 
@@ -164,13 +277,19 @@ def run_split(
         results.append(r)
 
     methods = list(methods)
-    if "variational" in methods:
-        start = time.perf_counter()
-        net, lik = _train("variational", xs, ys[:, 0], ds.n_hidden, epochs, 0.05, None, seed)
-        assert lik.noise_std is not None
-        noise = float(lik.noise_std[0]) * float(ysd[0])
-        means = _predict(net, xt, num_samples, seed) * ysd[0] + ym[0]
-        finish("variational", means, noise, start, noise_std=noise, sparsity=sparsity(net))
+    for method in ("variational", "concrete"):
+        if method in methods:
+            start = time.perf_counter()
+            settings = LEARNED_DEFAULTS[method]
+            net, lik = train_learned(settings, xs, ys[:, 0], ds.n_hidden, epochs, seed)
+            r = {"dataset": dataset, "split": split, "method": method, "epochs": epochs}
+            r.update(score_learned(net, lik, xt, y_te, float(ym[0]), float(ysd[0]), num_samples, seed))
+            if method == "variational":
+                r["sparsity"] = sparsity(net)
+            else:
+                r["p"] = [round(float(m.p.detach()), 4) for m in net.modules() if isinstance(m, ConcreteDropout)]
+            r["seconds"] = time.perf_counter() - start
+            results.append(r)
     if "mc" in methods or "gaussian" in methods:
         # Gal's grid: validation log-likelihood on the last 20% of the training split.
         start = time.perf_counter()
@@ -181,18 +300,19 @@ def run_split(
         best: tuple[float, float, float] = (-math.inf, 0.0, 0.0)
         for p in ds.dropout_rates:
             for tau in ds.tau_values:
-                net, _ = _train("mc", xas, yas[:, 0], ds.n_hidden, epochs, p, tau, seed)
-                mv = _predict(net, xvs, min(num_samples, 1000), seed) * yasd[0] + yam[0]
+                net = _train("mc", xas, yas[:, 0], ds.n_hidden, epochs, p, tau, seed)
+                mv = _predict(net, xvs, min(num_samples, 1000), seed)[..., 0] * yasd[0] + yam[0]
                 ll = _score(mv, yv, 1 / math.sqrt(tau))[1]
                 if ll > best[0]:
                     best = (ll, p, tau)
         grid_seconds = time.perf_counter() - start
         _, p, tau = best
-        for method in ("mc", "gaussian"):
+        fixed: tuple[Method, ...] = ("mc", "gaussian")
+        for method in fixed:
             if method in methods:
                 start = time.perf_counter() - grid_seconds
-                net, _ = _train(method, xs, ys[:, 0], ds.n_hidden, epochs, p, tau, seed)
-                means = _predict(net, xt, num_samples, seed) * ysd[0] + ym[0]
+                net = _train(method, xs, ys[:, 0], ds.n_hidden, epochs, p, tau, seed)
+                means = _predict(net, xt, num_samples, seed)[..., 0] * ysd[0] + ym[0]
                 finish(method, means, 1 / math.sqrt(tau), start, p=p, tau=tau, validation_ll=best[0])
     return results
 
