@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -139,3 +140,68 @@ def mlp(noise: str, p_in: float = 0.2, p_hidden: float = 0.5, hidden: int = 800)
         if i < 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def cli(doc: str, *, out: str, smoke: str, epochs: int | None = None, data: bool = True) -> argparse.ArgumentParser:
+    """The options every script shares: --data-dir, --epochs, --out, --smoke."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    if data:
+        ap.add_argument("--data-dir", default=str(DEFAULT_DATA), help="folder with the MNIST IDX files")
+    if epochs is not None:
+        ap.add_argument("--epochs", type=int, default=epochs)
+    ap.add_argument("--out", default=out, help="folder for results.json, table.md and the figure")
+    ap.add_argument("--smoke", action="store_true", help=smoke)
+    return ap
+
+
+def splits(args: argparse.Namespace, limit: int, test_limit: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Training and test images (flat), the first ``limit`` / ``test_limit`` of each with ``--smoke``."""
+    x, y = mnist(args.data_dir, "train", limit if args.smoke else None)
+    xt, yt = mnist(args.data_dir, "test", test_limit if args.smoke else None)
+    return x, y, xt, yt
+
+
+def sgd_run(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    xt: Tensor,
+    yt: Tensor,
+    epochs: int,
+    desc: str,
+    *,
+    loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] = cross_entropy,
+    max_norm: float | None = None,
+    key: str = "test_errors",
+) -> list[dict[str, Any]]:
+    """The scripts' classifier recipe: SGD (lr 0.05, momentum 0.9, batch 100, lr x 0.98 per epoch).
+
+    Records ``key``: the errors of the eval-mode net on ``(xt, yt)`` after every epoch.
+    """
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    return train(
+        model,
+        x,
+        y,
+        epochs=epochs,
+        loss_fn=loss_fn,
+        optimizer=opt,
+        max_norm=max_norm,
+        schedule=lambda e: 0.98**e,
+        on_epoch=lambda e: {key: errors(model, xt, yt)},
+        desc=desc,
+    )
+
+
+def finish(out: Path, fig: Any, figure: str, rows: list[tuple[str, str, str, str]]) -> str:
+    """Save the figure and table.md in ``out``, print the table and return it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / figure, dpi=120)
+    plt.close(fig)
+    text = table(rows)
+    (out / "table.md").write_text(text)
+    print(text)
+    return text

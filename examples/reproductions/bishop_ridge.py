@@ -18,7 +18,6 @@ the same for ordinary least squares.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 from sklearn.datasets import load_diabetes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import save_json, table
+from _mnist import cli, finish, save_json
 
 import bayesdrop
 
@@ -46,11 +45,9 @@ def noisy_least_squares(x: torch.Tensor, y: torch.Tensor, sigma: float, copies: 
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = cli(__doc__, out="reproductions/bishop_ridge", smoke="K up to 100, 2 seeds", data=False)
     ap.add_argument("--sigma", type=float, default=0.5)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--out", default="reproductions/bishop_ridge")
-    ap.add_argument("--smoke", action="store_true", help="K up to 100, 2 seeds")
     args = ap.parse_args(argv)
     ks = (1, 10, 100) if args.smoke else (1, 10, 100, 1000, 10_000)
     seeds = 2 if args.smoke else args.seeds
@@ -90,10 +87,6 @@ def main(argv: list[str] | None = None) -> str:
     ax.set_ylabel("||w_K - w_ridge|| / ||w_ridge||")
     ax.set_title(f"input noise sigma = {args.sigma} vs ridge lambda = N sigma^2 = {lam:.0f}")
     ax.legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "noise_vs_ridge.png", dpi=120)
-    plt.close(fig)
 
     settings = f"diabetes (N = {n}, {d} inputs), sigma = {args.sigma}, {seeds} seeds"
     rows = [
@@ -101,10 +94,7 @@ def main(argv: list[str] | None = None) -> str:
         for k, (m, se) in rel.items()
     ]
     rows.append(("ordinary least squares: distance to ridge", "(reference)", f"{ols_rel:.4f}", settings))
-    text = table(rows)
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
+    return finish(out, fig, "noise_vs_ridge.png", rows)
 
 
 if __name__ == "__main__":

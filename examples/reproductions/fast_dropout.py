@@ -16,7 +16,6 @@ epoch; epochs and seconds until it first falls below the target.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import DEFAULT_DATA, cross_entropy, errors, mlp, mnist, save_json, table, train
+from _mnist import cli, finish, mlp, mnist, save_json, sgd_run
 
 import bayesdrop
 
@@ -46,12 +45,8 @@ def first_below(history: list[dict[str, float]], target_pct: float, n_val: int) 
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=30)
+    ap = cli(__doc__, out="reproductions/fast_dropout", epochs=30, smoke="3,000 images (2,000 / 1,000), 2 epochs")
     ap.add_argument("--target", type=float, default=2.0, help="validation error (%%) to reach")
-    ap.add_argument("--out", default="reproductions/fast_dropout")
-    ap.add_argument("--smoke", action="store_true", help="3,000 images (2,000 train / 1,000 validation), 2 epochs")
     args = ap.parse_args(argv)
     x, y = mnist(args.data_dir, "train", 3000 if args.smoke else None)
     cut = 2000 if args.smoke else 50_000
@@ -63,18 +58,7 @@ def main(argv: list[str] | None = None) -> str:
     for name, build in (("sampled masks", lambda: mlp("bernoulli")), ("fast dropout", fast_net)):
         torch.manual_seed(0)
         model = build()
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        history = train(
-            model,
-            xa,
-            ya,
-            epochs=epochs,
-            loss_fn=cross_entropy,
-            optimizer=opt,
-            schedule=lambda e: 0.98**e,
-            on_epoch=lambda e, m=model: {"val_errors": errors(m, xv, yv)},
-            desc=name,
-        )
+        history = sgd_run(model, xa, ya, xv, yv, epochs, name, key="val_errors")
         epoch, seconds = first_below(history, target, len(xv))
         results[name] = {"history": history, "epoch_to_target": epoch, "seconds_to_target": seconds}
     results["seconds"] = time.perf_counter() - started
@@ -91,10 +75,6 @@ def main(argv: list[str] | None = None) -> str:
     ax.set_ylabel("validation error (%)")
     ax.set_title("fast dropout vs sampled masks")
     ax.legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "validation_error.png", dpi=120)
-    plt.close(fig)
 
     def cell(name: str) -> str:
         r = results[name]
@@ -103,7 +83,10 @@ def main(argv: list[str] | None = None) -> str:
         return f"epoch {r['epoch_to_target']}, {r['seconds_to_target']:.0f} s"  # type: ignore[index]
 
     settings = f"784-800-800-10, {len(xa)} train / {len(xv)} validation, up to {epochs} epochs"
-    text = table(
+    return finish(
+        out,
+        fig,
+        "validation_error.png",
         [
             (f"epochs to {target}% validation error, sampled masks", "slower", cell("sampled masks"), settings),
             (
@@ -112,11 +95,8 @@ def main(argv: list[str] | None = None) -> str:
                 cell("fast dropout"),
                 settings,
             ),
-        ]
+        ],
     )
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
 
 
 if __name__ == "__main__":

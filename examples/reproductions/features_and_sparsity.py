@@ -19,7 +19,6 @@ first-layer features as grids.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import DEFAULT_DATA, mnist, save_json, table, train
+from _mnist import cli, finish, save_json, splits, train
 
 import bayesdrop
 from bayesdrop.diagnostics import activation_statistics, coadaptation
@@ -46,17 +45,11 @@ def reconstruction(model: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> torch
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--out", default="reproductions/features")
-    ap.add_argument("--smoke", action="store_true", help="2,000 training and 500 test images, 1 epoch")
+    ap = cli(__doc__, out="reproductions/features", epochs=20, smoke="2,000 train / 500 test images, 1 epoch")
     args = ap.parse_args(argv)
-    limit, test_limit = (2000, 500) if args.smoke else (None, None)
     epochs = 1 if args.smoke else args.epochs
     out = Path(args.out)
-    x, _ = mnist(args.data_dir, "train", limit)
-    xt, _ = mnist(args.data_dir, "test", test_limit)
+    x, _, xt, _ = splits(args, 2000, 500)
     started = time.perf_counter()
     stats, models, results = {}, {}, {"epochs": epochs, "n_train": len(x)}
     for name, p in (("no dropout", 0.0), ("dropout 0.5", 0.5)):
@@ -91,13 +84,13 @@ def main(argv: list[str] | None = None) -> str:
     bayesdrop.plots.activation_histograms(stats, which="activations", ax=axes[1])
     axes[0].set_title("units' mean activations (fig. 8a)")
     axes[1].set_title("activations (fig. 8b)")
-    fig.tight_layout()
-    fig.savefig(out / "activations.png", dpi=110)
-    plt.close(fig)
 
     a, b = results["no dropout"], results["dropout 0.5"]
     settings = f"784-256-784 autoencoder, {epochs} epochs, Adam 1e-3, test set of {len(xt)}"
-    text = table(
+    return finish(
+        out,
+        fig,
+        "activations.png",
         [
             (
                 "mean activation of a hidden unit",
@@ -118,11 +111,8 @@ def main(argv: list[str] | None = None) -> str:
                 settings,
             ),
             ("features", "strokes and edges with dropout (fig. 7)", "features.png", settings),
-        ]
+        ],
     )
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
 
 
 if __name__ == "__main__":

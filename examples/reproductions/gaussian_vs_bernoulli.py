@@ -16,7 +16,6 @@ nets; test error of the eval-mode net.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,30 +24,23 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import DEFAULT_DATA, cross_entropy, errors, mlp, mnist, save_json, table, train
+from _mnist import cli, cross_entropy, finish, mlp, save_json, sgd_run, splits
 
 import bayesdrop
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--out", default="reproductions/gaussian")
-    ap.add_argument("--smoke", action="store_true", help="2,000 training and 1,000 test images, 1 epoch")
+    ap = cli(__doc__, out="reproductions/gaussian", epochs=30, smoke="2,000 train / 1,000 test images, 1 epoch")
     args = ap.parse_args(argv)
-    limit, test_limit = (2000, 1000) if args.smoke else (None, None)
     epochs = 1 if args.smoke else args.epochs
     out = Path(args.out)
-    x, y = mnist(args.data_dir, "train", limit)
-    xt, yt = mnist(args.data_dir, "test", test_limit)
+    x, y, xt, yt = splits(args, 2000, 1000)
     lik = bayesdrop.Categorical()
     started = time.perf_counter()
     results: dict[str, object] = {"epochs": epochs, "n_train": len(x), "n_test": len(xt)}
     for noise in ("bernoulli", "gaussian", "variational"):
         torch.manual_seed(0)
         model = mlp(noise)
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         if noise == "variational":
 
             def loss_fn(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -56,18 +48,8 @@ def main(argv: list[str] | None = None) -> str:
 
         else:
             loss_fn = cross_entropy
-        history = train(
-            model,
-            x,
-            y,
-            epochs=epochs,
-            loss_fn=loss_fn,
-            optimizer=opt,
-            max_norm=None if noise == "variational" else 3.5,
-            schedule=lambda e: 0.98**e,
-            on_epoch=lambda e, m=model: {"test_errors": errors(m, xt, yt)},
-            desc=noise,
-        )
+        max_norm = None if noise == "variational" else 3.5
+        history = sgd_run(model, x, y, xt, yt, epochs, noise, loss_fn=loss_fn, max_norm=max_norm)
         r = {"test_errors": history[-1]["test_errors"], "history": history}
         if noise == "variational":
             rates = []
@@ -90,15 +72,14 @@ def main(argv: list[str] | None = None) -> str:
     ax.set_ylabel("test error (%)")
     ax.set_title("Bernoulli vs Gaussian dropout vs learned rates")
     ax.legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "test_error.png", dpi=120)
-    plt.close(fig)
 
     pct = {k: 100 * results[k]["test_errors"] / len(xt) for k in ("bernoulli", "gaussian", "variational")}  # type: ignore[index]
     rates = ", ".join(f"{p:.2f}" for p in results["variational"]["median_learned_rate_per_layer"])  # type: ignore[index]
     settings = f"784-800-800-10, {epochs} epochs, {len(x)} train / {len(xt)} test"
-    text = table(
+    return finish(
+        out,
+        fig,
+        "test_error.png",
         [
             ("Bernoulli dropout 0.2/0.5: test error", "1.08%", f"{pct['bernoulli']:.2f}%", settings),
             ("Gaussian N(1, p/(1-p)): test error", "0.95% (as good as Bernoulli)", f"{pct['gaussian']:.2f}%", settings),
@@ -108,11 +89,8 @@ def main(argv: list[str] | None = None) -> str:
                 f"{pct['variational']:.2f}% (median learned p per layer: {rates})",
                 settings,
             ),
-        ]
+        ],
     )
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
 
 
 if __name__ == "__main__":

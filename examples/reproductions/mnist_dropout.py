@@ -16,7 +16,6 @@ curve uses ``bayesdrop.sample`` on the test set with R independent sets of
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import DEFAULT_DATA, cross_entropy, errors, mlp, mnist, save_json, table, train
+from _mnist import cli, finish, mlp, save_json, sgd_run, splits
 
 import bayesdrop
 
@@ -47,37 +46,20 @@ def mc_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int, t
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=50)
+    ap = cli(__doc__, out="reproductions/mnist_dropout", epochs=50, smoke="2,000 train / 1,000 test images, 1 epoch")
     ap.add_argument("--repeats", type=int, default=3, help="independent sets of 100 MC samples")
-    ap.add_argument("--out", default="reproductions/mnist_dropout")
-    ap.add_argument("--smoke", action="store_true", help="2,000 training and 1,000 test images, 1 epoch, T <= 10")
     args = ap.parse_args(argv)
-    limit, test_limit, t_max = (2000, 1000, 10) if args.smoke else (None, None, 100)
+    t_max = 10 if args.smoke else 100
     epochs = 1 if args.smoke else args.epochs
     out = Path(args.out)
-    x, y = mnist(args.data_dir, "train", limit)
-    xt, yt = mnist(args.data_dir, "test", test_limit)
+    x, y, xt, yt = splits(args, 2000, 1000)
     results: dict[str, object] = {"epochs": epochs, "n_train": len(x), "n_test": len(xt)}
     started = time.perf_counter()
     models = {}
     for name, dropout in (("no dropout", False), ("dropout", True)):
         torch.manual_seed(0)
         model = mlp("bernoulli" if dropout else "none")
-        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        history = train(
-            model,
-            x,
-            y,
-            epochs=epochs,
-            loss_fn=cross_entropy,
-            optimizer=opt,
-            max_norm=3.5 if dropout else None,
-            schedule=lambda e: 0.98**e,
-            on_epoch=lambda e, m=model: {"test_errors": errors(m, xt, yt)},
-            desc=name,
-        )
+        history = sgd_run(model, x, y, xt, yt, epochs, name, max_norm=3.5 if dropout else None)
         results[name] = {"test_errors": history[-1]["test_errors"], "history": history}
         models[name] = model
     curve = mc_curve(models["dropout"], xt, yt, args.repeats, t_max)
@@ -97,15 +79,14 @@ def main(argv: list[str] | None = None) -> str:
     ax.set_ylabel(f"test errors (of {len(xt)})")
     ax.set_title("MC averaging vs weight scaling (Srivastava et al. fig. 11)")
     ax.legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "mc_vs_weight_scaling.png", dpi=120)
-    plt.close(fig)
 
     no, do = results["no dropout"]["test_errors"], results["dropout"]["test_errors"]  # type: ignore[index]
     t50 = dict(zip(curve["T"], curve["errors"], strict=True))
     settings = f"{epochs} epochs, {len(x)} train / {len(xt)} test, SGD 0.05 momentum 0.9, batch 100"
-    text = table(
+    return finish(
+        out,
+        fig,
+        "mc_vs_weight_scaling.png",
         [
             ("784-800-800-10 without dropout: test errors", "about 160 (Hinton et al. 2012)", f"{no}", settings),
             ("with dropout 0.2 / 0.5, max-norm 3.5: test errors", "about 110", f"{do}", settings),
@@ -115,11 +96,8 @@ def main(argv: list[str] | None = None) -> str:
                 f"T=50: {t50.get(50, float('nan')):.1f}, T=100: {t50.get(100, float('nan')):.1f}, WS: {do}",
                 f"{args.repeats} sets of {t_max} samples",
             ),
-        ]
+        ],
     )
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ MC softmax average and the eval pass over the test set.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import DEFAULT_DATA, cross_entropy, errors, mnist, save_json, table, train
+from _mnist import cli, cross_entropy, errors, finish, save_json, splits, train
 
 import bayesdrop
 from bayesdrop.metrics import ensemble_gap
@@ -60,18 +59,12 @@ def unit_gaps(model: nn.Sequential, x: torch.Tensor, upto: int, t: int) -> dict[
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=20)
+    ap = cli(__doc__, out="reproductions/nwgm", epochs=20, smoke="2,000 train / 500 test images, 1 epoch, T = 50")
     ap.add_argument("--samples", type=int, default=1000, help="T for the per-unit comparison (on 1,000 images)")
-    ap.add_argument("--out", default="reproductions/nwgm")
-    ap.add_argument("--smoke", action="store_true", help="2,000 training and 500 test images, 1 epoch, T = 50")
     args = ap.parse_args(argv)
-    limit, test_limit = (2000, 500) if args.smoke else (None, None)
     epochs, t = (1, 50) if args.smoke else (args.epochs, args.samples)
     out = Path(args.out)
-    x, y = mnist(args.data_dir, "train", limit)
-    xt, yt = mnist(args.data_dir, "test", test_limit)
+    x, y, xt, yt = splits(args, 2000, 500)
     started = time.perf_counter()
     torch.manual_seed(0)
     model = sigmoid_net()
@@ -107,14 +100,13 @@ def main(argv: list[str] | None = None) -> str:
     ax.set_xlabel("eval pass = NWGM")
     ax.set_ylabel(f"ensemble mean E[sigma(S)] (T = {t})")
     ax.set_title("first hidden layer, 200 test images")
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "nwgm_vs_mean.png", dpi=120)
-    plt.close(fig)
 
     h1, h2 = layers["hidden 1"], layers["hidden 2"]
     settings = f"784-512-512-10 sigmoid, {epochs} epochs, T = {t}, {len(sub)} test images"
-    text = table(
+    return finish(
+        out,
+        fig,
+        "nwgm_vs_mean.png",
         [
             (
                 "NWGM of a sigmoid unit = eval pass (exact, first layer)",
@@ -140,11 +132,8 @@ def main(argv: list[str] | None = None) -> str:
                 f"TV {gap['total_variation']:.4f}, flip rate {gap['flip_rate']:.4f}, errors {results['test_errors_mc100']} vs {results['test_errors_eval']}",
                 f"{len(xt)} test images",
             ),
-        ]
+        ],
     )
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
 
 
 if __name__ == "__main__":

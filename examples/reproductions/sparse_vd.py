@@ -21,7 +21,6 @@ weights); the log-alpha histograms of every layer
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _mnist import DEFAULT_DATA, errors, mnist, save_json, table
+from _mnist import cli, errors, finish, save_json, splits
 from mnist_cnn import lenet5
 
 import bayesdrop
@@ -93,18 +92,13 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    ap = cli(__doc__, out="reproductions/sparse_vd", smoke="2,000 train / 1,000 test images, 1 epoch each")
     ap.add_argument("--epochs", type=int, default=30, help="LeNet-300-100 epochs (the paper: 200)")
     ap.add_argument("--lenet5-epochs", type=int, default=10, help="LeNet-5 epochs (the paper: 200)")
-    ap.add_argument("--out", default="reproductions/sparse_vd")
-    ap.add_argument("--smoke", action="store_true", help="2,000 training and 1,000 test images, 1 epoch each")
     args = ap.parse_args(argv)
-    limit, test_limit = (2000, 1000) if args.smoke else (None, None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    x, y = mnist(args.data_dir, "train", limit)
-    xt, yt = mnist(args.data_dir, "test", test_limit)
+    x, y, xt, yt = splits(args, 2000, 1000)
     xi, xti = x.view(-1, 1, 28, 28), xt.view(-1, 1, 28, 28)
     torch.manual_seed(0)
     models = {"LeNet-300-100": lenet300(), "LeNet-5": lenet5()}
@@ -123,9 +117,6 @@ def main(argv: list[str] | None = None) -> str:
     for ax, (name, model) in zip(axes, models.items(), strict=True):
         bayesdrop.plots.log_alpha_histogram(model, ax=ax)
         ax.set_title(f"{name} ({results[name]['epochs_run']} epochs)")
-    fig.tight_layout()
-    fig.savefig(out / "log_alpha.png", dpi=120)
-    plt.close(fig)
     save_json(out / "results.json", results)
 
     rows = []
@@ -136,10 +127,7 @@ def main(argv: list[str] | None = None) -> str:
         rows.append((f"{name}: test error", err, f"{100 * r['test_errors'] / len(xt):.2f}%", settings))  # type: ignore[operator]
         rows.append((f"{name}: compression", comp, f"{r['compression']:.0f}x", settings))
         rows.append((f"{name}: weights pruned per layer", per, pruned, settings))
-    text = table(rows)
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
+    return finish(out, fig, "log_alpha.png", rows)
 
 
 if __name__ == "__main__":

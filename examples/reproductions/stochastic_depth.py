@@ -19,7 +19,6 @@ lines). Adam 1e-3, batch 128; seconds per epoch and test errors.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import DEFAULT_DATA, cross_entropy, errors, mnist, save_json, table, train
+from _mnist import cli, cross_entropy, errors, finish, save_json, splits, train
 
 import bayesdrop
 
@@ -77,17 +76,11 @@ def resnet(kind: str) -> nn.Sequential:
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--out", default="reproductions/stochastic_depth")
-    ap.add_argument("--smoke", action="store_true", help="2,000 training and 1,000 test images, 1 epoch")
+    ap = cli(__doc__, out="reproductions/stochastic_depth", epochs=10, smoke="2,000 train / 1,000 test, 1 epoch")
     args = ap.parse_args(argv)
-    limit, test_limit = (2000, 1000) if args.smoke else (None, None)
     epochs = 1 if args.smoke else args.epochs
     out = Path(args.out)
-    x, y = mnist(args.data_dir, "train", limit)
-    xt, yt = mnist(args.data_dir, "test", test_limit)
+    x, y, xt, yt = splits(args, 2000, 1000)
     started = time.perf_counter()
     results: dict[str, object] = {"epochs": epochs, "blocks": BLOCKS, "width": WIDTH}
     kinds = ("constant", "per example", "per mini-batch, skipped")
@@ -126,16 +119,15 @@ def main(argv: list[str] | None = None) -> str:
     ax.set_ylabel("test error (%)")
     ax.set_title(f"{BLOCKS}-block residual MLP: stochastic depth")
     ax.legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / "test_error_vs_time.png", dpi=120)
-    plt.close(fig)
 
     c, e, b = (results[k] for k in kinds)
     settings = f"{BLOCKS} blocks x {WIDTH}, {epochs} epochs, Adam 1e-3, {len(x)} train / {len(xt)} test"
     ratio_e = e["median_seconds_per_epoch"] / c["median_seconds_per_epoch"]  # type: ignore[index]
     ratio_b = b["median_seconds_per_epoch"] / c["median_seconds_per_epoch"]  # type: ignore[index]
-    text = table(
+    return finish(
+        out,
+        fig,
+        "test_error_vs_time.png",
         [
             ("time per epoch vs constant depth (mini-batch skip)", "about 0.75", f"{ratio_b:.2f}", settings),
             (
@@ -150,11 +142,8 @@ def main(argv: list[str] | None = None) -> str:
                 f"{c['test_errors']} / {e['test_errors']} / {b['test_errors']}",  # type: ignore[index]
                 settings,
             ),
-        ]
+        ],
     )
-    (out / "table.md").write_text(text)
-    print(text)
-    return text
 
 
 if __name__ == "__main__":
