@@ -77,7 +77,7 @@ class ConcreteDropout(StochasticModule):
     --------
     >>> import torch, bayesdrop
     >>> layer = ConcreteDropout(torch.nn.Linear(4, 2), init_p=0.2)
-    >>> round(float(layer.p), 3)
+    >>> round(float(layer.p.detach()), 3)
     0.2
     >>> bayesdrop.sample(layer, torch.randn(3, 4), 5, seed=0).shape
     torch.Size([5, 3, 2])
