@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def errors(model: nn.Module, x: Tensor, y: Tensor, batch: int = 2000) -> int:
     return wrong
 
 
-def train(
+def train_epochs(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
@@ -62,13 +62,15 @@ def train(
     schedule: Callable[[int], float] | None = None,
     seed: int = 0,
     on_epoch: Callable[[int], dict[str, Any]] | None = None,
-    desc: str = "train",
-) -> list[dict[str, Any]]:
-    """Minibatch training; returns one record per epoch (seconds, mean loss and what ``on_epoch`` adds)."""
+) -> Iterator[dict[str, Any]]:
+    """Minibatch training, one record per epoch as it ends (seconds, mean loss, what ``on_epoch`` adds).
+
+    A generator, so that several models can train epoch by epoch in turn and their times be compared under
+    the same load.
+    """
     gen = torch.Generator().manual_seed(seed)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    history = []
-    for epoch in tqdm(range(epochs), desc=desc, leave=False):
+    for epoch in range(epochs):
         if schedule is not None:
             for g, lr in zip(optimizer.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * schedule(epoch)
@@ -88,7 +90,20 @@ def train(
         record: dict[str, Any] = {"epoch": epoch + 1, "seconds": time.perf_counter() - start, "loss": total / len(x)}
         if on_epoch is not None:
             record.update(on_epoch(epoch))
-        history.append(record)
+        yield record
+
+
+def train(model: nn.Module, x: Tensor, y: Tensor, *, desc: str = "train", **kw: Any) -> list[dict[str, Any]]:
+    """:func:`train_epochs` to the end, with a progress bar; the list of epoch records."""
+    return list(tqdm(train_epochs(model, x, y, **kw), total=kw["epochs"], desc=desc, leave=False))
+
+
+def interleaved(runs: dict[str, Iterator[dict[str, Any]]], epochs: int) -> dict[str, list[dict[str, Any]]]:
+    """Advance every run one epoch in turn (the same machine load for each), ``epochs`` times."""
+    history: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    for _ in tqdm(range(epochs), desc="epochs, interleaved", leave=False):
+        for name, run in runs.items():
+            history[name].append(next(run))
     return history
 
 
@@ -161,25 +176,24 @@ def splits(args: argparse.Namespace, limit: int, test_limit: int) -> tuple[Tenso
     return x, y, xt, yt
 
 
-def sgd_run(
+def sgd_epochs(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
     xt: Tensor,
     yt: Tensor,
     epochs: int,
-    desc: str,
     *,
     loss_fn: Callable[[nn.Module, Tensor, Tensor], Tensor] = cross_entropy,
     max_norm: float | None = None,
     key: str = "test_errors",
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
     """The scripts' classifier recipe: SGD (lr 0.05, momentum 0.9, batch 100, lr x 0.98 per epoch).
 
     Records ``key``: the errors of the eval-mode net on ``(xt, yt)`` after every epoch.
     """
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    return train(
+    return train_epochs(
         model,
         x,
         y,
@@ -189,8 +203,14 @@ def sgd_run(
         max_norm=max_norm,
         schedule=lambda e: 0.98**e,
         on_epoch=lambda e: {key: errors(model, xt, yt)},
-        desc=desc,
     )
+
+
+def sgd_run(
+    model: nn.Module, x: Tensor, y: Tensor, xt: Tensor, yt: Tensor, epochs: int, desc: str, **kw: Any
+) -> list[dict[str, Any]]:
+    """:func:`sgd_epochs` to the end, with a progress bar."""
+    return list(tqdm(sgd_epochs(model, x, y, xt, yt, epochs, **kw), total=epochs, desc=desc, leave=False))
 
 
 def finish(out: Path, fig: Any, figure: str, rows: list[tuple[str, str, str, str]]) -> str:
