@@ -5,7 +5,8 @@ noise N(1, p/(1-p)), which has the mean and variance of Bernoulli dropout
 with rate p, works as well as Bernoulli dropout (MNIST test error 0.95% vs
 1.08%). Beside them: the same net with variational dropout layers (one
 learned rate per input unit, Kingma et al. 2015, started at the same rates),
-trained on the ELBO.
+trained on the ELBO with Adam (lr 1e-3) and the KL warmed up over the first
+third of the epochs.
 
 784-800-800-10 ReLU, rates 0.2 (inputs) / 0.5 (hidden), SGD (momentum 0.9,
 batch 100, lr 0.05 decaying 2% per epoch), max-norm 3.5 for the fixed-rate
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import cli, cross_entropy, finish, mlp, save_json, sgd_run, splits
+from _mnist import cli, errors, finish, mlp, save_json, sgd_run, splits, train
 
 import bayesdrop
 
@@ -42,14 +43,30 @@ def main(argv: list[str] | None = None) -> str:
         torch.manual_seed(0)
         model = mlp(noise)
         if noise == "variational":
+            # the ELBO with Adam (lr 1e-3) and the KL warmed up over the first steps: SGD at lr 0.05 moves the
+            # log alphas so far that the rates run to 0.9 and training diverges (a first run: 54% test error)
+            steps = [0]
+            warm = max(1, epochs // 3) * (len(x) // 100)
 
-            def loss_fn(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-                return bayesdrop.elbo_loss(m, lik, m(xb), yb, dataset_size=len(x))
+            def loss_fn(
+                m: nn.Module, xb: torch.Tensor, yb: torch.Tensor, steps: list[int] = steps, warm: int = warm
+            ) -> torch.Tensor:
+                steps[0] += 1
+                scale = min(1.0, steps[0] / warm)
+                return bayesdrop.elbo_loss(m, lik, m(xb), yb, dataset_size=len(x), kl_scale=scale)
 
+            history = train(
+                model,
+                x,
+                y,
+                epochs=epochs,
+                loss_fn=loss_fn,
+                optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+                on_epoch=lambda e, m=model: {"test_errors": errors(m, xt, yt)},
+                desc=noise,
+            )
         else:
-            loss_fn = cross_entropy
-        max_norm = None if noise == "variational" else 3.5
-        history = sgd_run(model, x, y, xt, yt, epochs, noise, loss_fn=loss_fn, max_norm=max_norm)
+            history = sgd_run(model, x, y, xt, yt, epochs, noise, max_norm=3.5)
         r = {"test_errors": history[-1]["test_errors"], "history": history}
         if noise == "variational":
             rates = []
