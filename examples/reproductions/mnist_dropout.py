@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import cli, finish, mlp, save_json, sgd_run, splits
+from _mnist import DEFAULT_DATA, cli, finish, mlp, save_json, sgd_run, splits  # noqa: F401 (DEFAULT_DATA: the suite skips the script without it)
 
 import bayesdrop
 

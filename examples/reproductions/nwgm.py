@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _mnist import cli, cross_entropy, errors, finish, save_json, splits, train
+from _mnist import DEFAULT_DATA, cli, cross_entropy, errors, finish, save_json, splits, train  # noqa: F401 (DEFAULT_DATA: the suite skips the script without it)
 
 import bayesdrop
 from bayesdrop.metrics import ensemble_gap

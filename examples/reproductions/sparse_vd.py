@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _mnist import cli, errors, finish, save_json, splits
+from _mnist import DEFAULT_DATA, cli, errors, finish, save_json, splits  # noqa: F401 (DEFAULT_DATA: the suite skips the script without it)
 from mnist_cnn import lenet5
 
 import bayesdrop
