@@ -143,6 +143,8 @@ class LearnedNoise:
         Multiplier of the protocol's epochs.
     init_noise_std : float
         Initial observation noise (standardised targets).
+    lr_decay : bool
+        Decay the learning rate linearly to zero over the epochs (constant otherwise).
     """
 
     method: Literal["variational", "concrete"] = "variational"
@@ -156,6 +158,7 @@ class LearnedNoise:
     lengthscale: float = 1e-2
     epochs_factor: float = 1.0
     init_noise_std: float = 1.0
+    lr_decay: bool = False
 
 
 #: The learned-noise settings ``run_split`` uses for "variational" and "concrete".
@@ -207,6 +210,9 @@ def train_learned(
         likelihood=lik,
         epochs=epochs,
         lr=settings.lr,
+        scheduler=(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1 - e / epochs))
+        if settings.lr_decay
+        else None,
         batch_size=128,
         kl_scale=settings.kl_scale,
         kl_warmup_epochs=round(settings.warmup * epochs),

@@ -47,4 +47,9 @@ def test_example_runs_in_smoke_mode(name, capsys, tmp_path, monkeypatch):
         pytest.skip(f"{name} needs {data}")
     monkeypatch.chdir(tmp_path)  # whatever an example writes lands here
     module.main(["--smoke"])
-    assert capsys.readouterr().out.strip()
+    out = capsys.readouterr().out
+    assert out.strip()
+    if name.startswith("reproductions/"):  # each claim: its table (printed and written) and its figure
+        folder = tmp_path / "reproductions"
+        assert "| claim | paper | ours | settings |" in out
+        assert list(folder.glob("*/table.md")) and list(folder.glob("*/*.png")) and list(folder.glob("*/results.json"))

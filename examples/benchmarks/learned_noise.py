@@ -64,6 +64,8 @@ SETTINGS: dict[str, LearnedNoise] = {
     "vd-hetero-x2": replace(BASE, heteroscedastic=True, epochs_factor=2.0),
     "vd-hetero-kl0.5": replace(BASE, heteroscedastic=True, kl_scale=0.5),
     "vd-hetero-w100-x2": replace(BASE, heteroscedastic=True, width=100, epochs_factor=2.0),
+    # the learning-rate schedule: linear decay to zero instead of a constant rate
+    "vd-hetero-decay": replace(BASE, heteroscedastic=True, lr_decay=True),
 }
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci"

@@ -168,12 +168,21 @@ def test_fit_learns_p_without_weight_decay_on_it():
     x = torch.randn(64, 4)
     y = x[:, 0]
     model = nn.Sequential(ConcreteDropout(nn.Linear(4, 16)), nn.ReLU(), ConcreteDropout(nn.Linear(16, 1)))
-    before = [float(m.p_logit.detach()) for m in model if isinstance(m, ConcreteDropout)]
-    bayesdrop.fit(model, (x, y), likelihood=bayesdrop.Gaussian(), epochs=5, weight_decay=10.0, seed=0, progress=False)
-    after = [float(m.p_logit.detach()) for m in model if isinstance(m, ConcreteDropout)]
-    assert all(a != b for a, b in zip(after, before))
-    # weight decay of 10 on p_logit would pull it towards 0 (p = 0.5) by far more than the data in 5 epochs
-    assert all(a < -1.0 for a in after)
+    logits = [m.p_logit for m in model if isinstance(m, ConcreteDropout)]
+    before = [float(p.detach()) for p in logits]
+    groups: list[dict] = []
+
+    def sgd(gs: list[dict]) -> torch.optim.Optimizer:
+        groups.extend(dict(g) for g in gs)  # as fit made them (the optimiser fills in its own defaults)
+        return torch.optim.SGD(gs, lr=0.05)
+
+    bayesdrop.fit(model, (x, y), likelihood=bayesdrop.Gaussian(), epochs=5, optimizer=sgd, seed=0, progress=False)
+    after = [float(p.detach()) for p in logits]
+    assert all(a != b for a, b in zip(after, before, strict=True))  # the rates are learned
+    # fit puts them in its no-decay group (weight_decay 0), the weights in the other
+    no_decay = next(g for g in groups if g.get("weight_decay") == 0.0)
+    assert all(any(p is q for q in no_decay["params"]) for p in logits)
+    assert not any(q is model[0].layer.weight for q in no_decay["params"])
 
 
 def test_bad_input_names_the_parameter():
