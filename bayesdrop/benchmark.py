@@ -64,7 +64,7 @@ from ._io import atomic_write
 from .datasets import load_uci
 from .likelihoods import Gaussian
 from .metrics import mixture_nll, rmse
-from .nn import ConcreteDropout, sparsity
+from .nn import ConcreteDropout, VariationalConv, VariationalLinear, sparsity
 from .nn.variational import AlphaMode
 from .sampling import sample
 from .sklearn import Method, build_mlp
@@ -81,6 +81,7 @@ __all__ = [
     "run_uci",
     "score_learned",
     "train_learned",
+    "validate_learned",
 ]
 
 METHODS = ("mc", "variational", "gaussian", "concrete")
@@ -251,6 +252,47 @@ def score_learned(
     return r
 
 
+def _noise_summary(net: torch.nn.Module) -> dict[str, Any]:
+    """What the noise learned: the fraction of pruned variational weights and the concrete layers' rates."""
+    has_variational = any(isinstance(m, (VariationalLinear, VariationalConv)) for m in net.modules())
+    return {
+        "sparsity": sparsity(net) if has_variational else 0.0,
+        "p": [round(float(m.p.detach()), 4) for m in net.modules() if isinstance(m, ConcreteDropout)],
+    }
+
+
+def _validation_part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The first 80% of a training split and the last 20% (Gal's validation split)."""
+    cut = round(0.8 * len(x))
+    return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+def validate_learned(
+    settings: LearnedNoise,
+    x: np.ndarray,
+    y: np.ndarray,
+    hidden: int,
+    epochs: int,
+    *,
+    num_samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train ``settings`` on the first 80% of a training split (raw ``x``, ``y``) and score the last 20%.
+
+    The split's test part is never read: this is how the learned-noise
+    settings are compared (``examples/benchmarks/learned_noise.py``).
+    Returns :func:`score_learned`'s RMSE, log-likelihood and noise std in the
+    targets' units, the fraction of pruned weights and the learned concrete
+    rates.
+    """
+    xa, ya, xv, yv = _validation_part(x, y)
+    yas, yam, yasd = _standardise(ya[:, None], ya[:, None])
+    net, lik = train_learned(settings, _standardise(xa, xa)[0], yas[:, 0], hidden, epochs, seed)
+    r = score_learned(net, lik, _standardise(xv, xa)[0], yv, float(yam[0]), float(yasd[0]), num_samples, seed)
+    r.update(_noise_summary(net))
+    return r
+
+
 def _score(means: np.ndarray, y: np.ndarray, noise_std: Any) -> tuple[float, float]:
     """RMSE of the MC mean and the MC mixture log-likelihood (original units)."""
     return rmse(means.mean(0), y), -mixture_nll(means, y, noise_std)
@@ -290,17 +332,13 @@ def run_split(
             net, lik = train_learned(settings, xs, ys[:, 0], ds.n_hidden, epochs, seed)
             r = {"dataset": dataset, "split": split, "method": method, "epochs": epochs}
             r.update(score_learned(net, lik, xt, y_te, float(ym[0]), float(ysd[0]), num_samples, seed))
-            if method == "variational":
-                r["sparsity"] = sparsity(net)
-            else:
-                r["p"] = [round(float(m.p.detach()), 4) for m in net.modules() if isinstance(m, ConcreteDropout)]
+            r.update(_noise_summary(net))
             r["seconds"] = time.perf_counter() - start
             results.append(r)
     if "mc" in methods or "gaussian" in methods:
         # Gal's grid: validation log-likelihood on the last 20% of the training split.
         start = time.perf_counter()
-        cut = round(0.8 * len(train))
-        xa, ya, xv, yv = x_tr[:cut], y_tr[:cut], x_tr[cut:], y_tr[cut:]
+        xa, ya, xv, yv = _validation_part(x_tr, y_tr)
         xas, xvs = _standardise(xa, xa)[0], _standardise(xv, xa)[0]
         yas, yam, yasd = _standardise(ya[:, None], ya[:, None])
         best: tuple[float, float, float] = (-math.inf, 0.0, 0.0)

@@ -126,15 +126,7 @@ class ConcreteDropout(StochasticModule):
 
     def relaxed_mask(self, x: Tensor) -> Tensor:
         """The concrete keep mask times 1/(1 - p), broadcastable to ``x`` (differentiable in p)."""
-        shape = list(x.shape)
-        for d in self._shared_dims(x):
-            shape[d] = 1
-        p = self.p.to(x.dtype)
-        u = torch.rand(shape, dtype=x.dtype, device=x.device)
-        logits = (
-            torch.log(p + _EPS) - torch.log1p(-p + _EPS) + torch.log(u + _EPS) - torch.log1p(-u + _EPS)
-        ) / self.temperature
-        return (1.0 - torch.sigmoid(logits)) / (1.0 - p)
+        return BF.relaxed_keep_mask(x, self.p, self.temperature, shared_dims=self._shared_dims(x))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.sampling:

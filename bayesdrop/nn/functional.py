@@ -52,6 +52,7 @@ __all__ = [
     "local_reparam_linear",
     "max_pool_dropout_expectation",
     "random_bits",
+    "relaxed_keep_mask",
     "relu_moments",
     "salt_and_pepper",
     "sigmoid_moments",
@@ -202,6 +203,46 @@ def dropout(
     if p == 0.0:
         return x
     return x * _scaled_keep_mask(x, p, shared_dims, generator)
+
+
+def relaxed_keep_mask(
+    x: Tensor,
+    p: Tensor,
+    temperature: float,
+    *,
+    shared_dims: Sequence[int] = (),
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""The concrete (relaxed Bernoulli) keep mask of dropout, scaled by 1/(1 - p) (Gal, Hron & Kendall 2017, eq. 5).
+
+    .. math:: m = \big(1 - \sigma\big(\tfrac1t(\log p - \log(1-p) + \log u - \log(1-u))\big)\big) / (1 - p),
+        \quad u \sim U(0, 1)
+
+    Differentiable in ``p`` (the reparameterisation through u); as t -> 0 it
+    becomes the Bernoulli(1 - p) keep mask of :func:`dropout`.
+
+    Parameters
+    ----------
+    x : Tensor
+        The input the mask multiplies (its shape, dtype and device).
+    p : Tensor
+        Scalar drop probability in (0, 1), with a graph when it is learned.
+    temperature : float
+        t > 0.
+    shared_dims : sequence of int
+        Dimensions sharing one mask value, as in :func:`dropout`.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor
+        Broadcastable to ``x``.
+    """
+    eps = 1e-7
+    u = torch.rand(_mask_shape(x, shared_dims), dtype=x.dtype, device=x.device, generator=generator)
+    p = p.to(x.dtype)
+    logits = (torch.log(p + eps) - torch.log1p(eps - p) + torch.log(u + eps) - torch.log1p(eps - u)) / temperature
+    return (1.0 - torch.sigmoid(logits)) / (1.0 - p)
 
 
 def gaussian_dropout(

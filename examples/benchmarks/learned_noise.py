@@ -32,9 +32,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bayesdrop.benchmark import LearnedNoise, score_learned, train_learned
+from bayesdrop.benchmark import LearnedNoise, validate_learned
 from bayesdrop.datasets import load_uci
-from bayesdrop.nn import ConcreteDropout, sparsity
 
 BASE = LearnedNoise()  # the previous default: variational, weight alphas, p 0.05, lr 0.01, warm-up 1/2
 
@@ -73,11 +72,6 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / 
 DATASETS = ("bostonHousing", "concrete", "energy", "kin8nm", "wine-quality-red", "yacht")
 
 
-def _standardise(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    std = ref.std(0)
-    return (x - ref.mean(0)) / np.where(std > 0, std, 1.0)
-
-
 def run_one(args: tuple[str, str, int, str, dict[str, Any], float, int]) -> dict[str, Any]:
     """Train one setting on 80% of one training split; score it on the other 20%."""
     torch.set_num_threads(1)
@@ -85,16 +79,12 @@ def run_one(args: tuple[str, str, int, str, dict[str, Any], float, int]) -> dict
     settings = LearnedNoise(**settings_dict)
     ds = load_uci(dataset, data_dir)
     train = ds.splits[split][0]
-    cut = round(0.8 * len(train))
-    x, y = ds.X[train], ds.y[train]
-    xa, ya, xv, yv = x[:cut], y[:cut], x[cut:], y[cut:]
     epochs = max(1, round(ds.n_epochs * 10 * epochs_scale))
     start = time.perf_counter()
-    net, lik = train_learned(settings, _standardise(xa, xa), _standardise(ya, ya), ds.n_hidden, epochs, seed=split)
     r = {"dataset": dataset, "split": split, "setting": name, "epochs": epochs, **asdict(settings)}
-    r.update(score_learned(net, lik, _standardise(xv, xa), yv, float(ya.mean()), float(ya.std()), num_samples, split))
-    r["sparsity"] = sparsity(net) if settings.method == "variational" else 0.0
-    r["p"] = [round(float(m.p.detach()), 4) for m in net.modules() if isinstance(m, ConcreteDropout)]
+    r.update(
+        validate_learned(settings, ds.X[train], ds.y[train], ds.n_hidden, epochs, num_samples=num_samples, seed=split)
+    )
     r["seconds"] = time.perf_counter() - start
     return r
 
