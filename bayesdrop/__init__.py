@@ -1,14 +1,17 @@
 """bayesdrop: Bayesian uncertainty in neural networks built on dropout."""
 
 from . import diagnostics, likelihoods, metrics, nn, plots, report
+from ._compat import install_moved_modules
 from .evaluation import Evaluation, evaluate
 from .likelihoods import Categorical, Gaussian
+from .montecarlo import sample, sampling
 from .nn import kl_divergence, moment_propagation, sparsity, to_variational, variance_shift
 from .report import write_report
-from .sampling import sample, sampling
 from .training import History, elbo_loss, fit, noise_parameters
 
 __version__ = "0.1.0"
+
+install_moved_modules()
 
 __all__ = [
     "Categorical",

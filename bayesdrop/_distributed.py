@@ -61,6 +61,11 @@ def derive_seed(seed: int, *parts: int) -> int:
     return z >> 1
 
 
+def seed_or_draw(seed: int | None) -> int:
+    """``seed``, or a seed drawn from torch's global RNG (so ``torch.manual_seed`` makes a run reproducible)."""
+    return int(torch.randint(0, 2**62, ())) if seed is None else seed
+
+
 def rank_seed(seed: int | None) -> int | None:
     """``seed`` made distinct per rank; None stays None on a single process.
 
@@ -71,9 +76,7 @@ def rank_seed(seed: int | None) -> int | None:
     """
     if not is_distributed():
         return seed
-    if seed is None:
-        seed = int(torch.randint(0, 2**62, ()))
-    return derive_seed(seed, rank())
+    return derive_seed(seed_or_draw(seed), rank())
 
 
 @contextlib.contextmanager

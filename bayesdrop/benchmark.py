@@ -57,17 +57,17 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ._distributed import seeded
-from ._io import atomic_write
+from ._progress import progress_bar
 from .datasets import load_uci
+from .files import atomic_write
 from .likelihoods import Gaussian
 from .metrics import mixture_nll, rmse
+from .mlp import METHODS, Method, build_mlp, standardization
+from .montecarlo import sample
 from .nn import ConcreteDropout, VariationalConv, VariationalLinear, sparsity
 from .nn.variational import AlphaMode
-from .sampling import sample
-from .sklearn import Method, build_mlp
 from .training import fit
 
 __all__ = [
@@ -77,14 +77,14 @@ __all__ = [
     "METHODS",
     "LearnedNoise",
     "format_results",
+    "noise_summary",
     "run_split",
     "run_uci",
     "score_learned",
+    "standardise",
     "train_learned",
-    "validate_learned",
+    "validation_part",
 ]
-
-METHODS = ("mc", "variational", "gaussian", "concrete")
 
 #: Gal & Ghahramani's published grid-search results (10x epochs, 1 hidden
 #: layer): RMSE and test log-likelihood with standard errors where quoted.
@@ -111,9 +111,9 @@ GAL_REPO_10X: dict[str, tuple[float | None, float | None, float | None, float | 
 _LENGTHSCALE = 1e-2
 
 
-def _standardise(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    mean, std = ref.mean(0), ref.std(0)
-    std = np.where(std > 0, std, 1.0)
+def standardise(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x`` standardised on ``ref``'s column means and standard deviations, and those statistics."""
+    mean, std = standardization(ref)
     return (x - mean) / std, mean, std
 
 
@@ -252,7 +252,7 @@ def score_learned(
     return r
 
 
-def _noise_summary(net: torch.nn.Module) -> dict[str, Any]:
+def noise_summary(net: torch.nn.Module) -> dict[str, Any]:
     """What the noise learned: the fraction of pruned variational weights and the concrete layers' rates."""
     has_variational = any(isinstance(m, (VariationalLinear, VariationalConv)) for m in net.modules())
     return {
@@ -261,36 +261,10 @@ def _noise_summary(net: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-def _validation_part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def validation_part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The first 80% of a training split and the last 20% (Gal's validation split)."""
     cut = round(0.8 * len(x))
     return x[:cut], y[:cut], x[cut:], y[cut:]
-
-
-def validate_learned(
-    settings: LearnedNoise,
-    x: np.ndarray,
-    y: np.ndarray,
-    hidden: int,
-    epochs: int,
-    *,
-    num_samples: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Train ``settings`` on the first 80% of a training split (raw ``x``, ``y``) and score the last 20%.
-
-    The split's test part is never read: this is how the learned-noise
-    settings are compared (``examples/benchmarks/learned_noise.py``).
-    Returns :func:`score_learned`'s RMSE, log-likelihood and noise std in the
-    targets' units, the fraction of pruned weights and the learned concrete
-    rates.
-    """
-    xa, ya, xv, yv = _validation_part(x, y)
-    yas, yam, yasd = _standardise(ya[:, None], ya[:, None])
-    net, lik = train_learned(settings, _standardise(xa, xa)[0], yas[:, 0], hidden, epochs, seed)
-    r = score_learned(net, lik, _standardise(xv, xa)[0], yv, float(yam[0]), float(yasd[0]), num_samples, seed)
-    r.update(_noise_summary(net))
-    return r
 
 
 def _score(means: np.ndarray, y: np.ndarray, noise_std: Any) -> tuple[float, float]:
@@ -313,9 +287,9 @@ def run_split(
     train, test = ds.splits[split]
     epochs = ds.n_epochs * epochs_multiplier
     x_tr, y_tr, x_te, y_te = ds.X[train], ds.y[train], ds.X[test], ds.y[test]
-    xs = _standardise(x_tr, x_tr)[0]
-    xt = _standardise(x_te, x_tr)[0]
-    ys, ym, ysd = _standardise(y_tr[:, None], y_tr[:, None])
+    xs = standardise(x_tr, x_tr)[0]
+    xt = standardise(x_te, x_tr)[0]
+    ys, ym, ysd = standardise(y_tr[:, None], y_tr[:, None])
     results = []
 
     def finish(method: str, means: np.ndarray, noise: float, start: float, **extra: Any) -> None:
@@ -332,15 +306,15 @@ def run_split(
             net, lik = train_learned(settings, xs, ys[:, 0], ds.n_hidden, epochs, seed)
             r = {"dataset": dataset, "split": split, "method": method, "epochs": epochs}
             r.update(score_learned(net, lik, xt, y_te, float(ym[0]), float(ysd[0]), num_samples, seed))
-            r.update(_noise_summary(net))
+            r.update(noise_summary(net))
             r["seconds"] = time.perf_counter() - start
             results.append(r)
     if "mc" in methods or "gaussian" in methods:
         # Gal's grid: validation log-likelihood on the last 20% of the training split.
         start = time.perf_counter()
-        xa, ya, xv, yv = _validation_part(x_tr, y_tr)
-        xas, xvs = _standardise(xa, xa)[0], _standardise(xv, xa)[0]
-        yas, yam, yasd = _standardise(ya[:, None], ya[:, None])
+        xa, ya, xv, yv = validation_part(x_tr, y_tr)
+        xas, xvs = standardise(xa, xa)[0], standardise(xv, xa)[0]
+        yas, yam, yasd = standardise(ya[:, None], ya[:, None])
         best: tuple[float, float, float] = (-math.inf, 0.0, 0.0)
         for p in ds.dropout_rates:
             for tau in ds.tau_values:
@@ -377,7 +351,7 @@ def run_uci(
     epochs_multiplier: int = 10,
     num_samples: int = 10_000,
     jobs: int = 1,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Run the benchmark, checkpointing every finished (dataset, split).
 
@@ -402,7 +376,7 @@ def run_uci(
             todo = tuple(m for m in methods if (ds, s, m, d.n_epochs * epochs_multiplier) not in have)
             if todo:
                 tasks.append((str(data_dir), ds, s, todo, epochs_multiplier, num_samples))
-    bar = tqdm(total=len(tasks), desc="uci splits", disable=not progress)
+    bar = progress_bar(total=len(tasks), desc="uci splits", progress=progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as fh:
 

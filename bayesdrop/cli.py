@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from ._io import atomic_write
+from .files import atomic_write
+from .mlp import METHODS
 
 __all__ = ["main"]
 
@@ -28,65 +29,85 @@ class UsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """Load a model file written by ``bayesdrop fit`` (``weights_only=True``)."""
-    from .sklearn import from_state
+#: A numeric target with at most this many distinct integer values is read as class labels when --task is not
+#: given (scikit-learn's type_of_target says "binary" or "multiclass"); text labels are always classes.
+MAX_INFERRED_CLASSES = 20
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"model file not found: {p}")
+
+def _refuse_to_overwrite(path: str | os.PathLike[str], overwrite: bool) -> None:
+    if Path(path).exists() and not overwrite:
+        raise UsageError(f"{path} exists; pass --overwrite to replace it")
+
+
+def _task_and_target(y_text: np.ndarray, task: str | None, column: str) -> tuple[str, np.ndarray, str]:
+    """The task (given, or inferred from the target column), the targets and why: numbers, or text labels."""
+    from sklearn.utils.multiclass import type_of_target
+
     try:
-        state = torch.load(p, weights_only=True)
-    except Exception as exc:  # unpickling errors of every kind
-        raise UsageError(f"{p} is not a bayesdrop model file ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != "bayesdrop-model":
-        raise UsageError(f"{p} is not a bayesdrop model file (no 'format': 'bayesdrop-model' entry)")
-    return from_state(state), state
+        y: np.ndarray = y_text.astype(np.float64)
+    except ValueError:
+        y = y_text
+    numeric = y.dtype.kind == "f"
+    if numeric and not np.isfinite(y).all():
+        raise UsageError(f"column {column!r} holds NaN or infinite targets")
+    if task == "regression" and not numeric:
+        raise UsageError(f"--task regression needs numeric targets; column {column!r} holds text labels")
+    if task is None:
+        kind = type_of_target(y)
+        few = len(np.unique(y)) <= MAX_INFERRED_CLASSES
+        task = "classification" if not numeric or (kind in ("binary", "multiclass") and few) else "regression"
+        why = f"inferred from column {column!r} ({kind}, {len(np.unique(y))} distinct values; set --task to override)"
+    else:
+        why = "--task"
+    if task == "classification" and numeric:
+        if np.any(y != np.round(y)):
+            raise UsageError(f"--task classification needs class labels in column {column!r}, not fractional numbers")
+        y = y.astype(np.int64)
+    return task, y, why
 
 
 def _cmd_fit(args: argparse.Namespace) -> None:
     from .datasets import read_csv
+    from .model_file import estimator_state
     from .sklearn import DropoutClassifier, DropoutRegressor
     from .training import save_atomic
 
-    X, y, names = read_csv(args.data, target=args.target)
-    assert y is not None
-    common = {
-        "hidden_layer_sizes": tuple(args.hidden),
-        "p": args.p,
-        "random_state": args.seed,
-        "progress": not args.quiet,
-    }
+    _refuse_to_overwrite(args.out, args.overwrite)
+    X, y_text, names = read_csv(args.data, target=args.target, text_target=True)
+    assert y_text is not None
+    task, y, why = _task_and_target(y_text, args.task, args.target)
+    common = {"hidden_layer_sizes": tuple(args.hidden), "p": args.p, "random_state": args.seed}
+    common["progress"] = _show_progress(args)
     for key in ("method", "epochs", "lr", "batch_size"):  # None: the estimator's default for the task
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)
-    if args.task == "classification":
-        if np.any(y != np.round(y)):
-            raise UsageError(f"--task classification needs integer class labels in column {args.target!r}")
-        est: Any = DropoutClassifier(**common).fit(X, y.astype(np.int64))
-    else:
-        est = DropoutRegressor(heteroscedastic=args.heteroscedastic, **common).fit(X, y)
-    state = est.to_state()
-    state.update(
-        task=args.task,
-        feature_names=names,
-        target=args.target,
-        metadata={
-            "bayesdrop_version": __version__,
-            "train_file": str(args.data),
-            "train_rows": len(X),
-            "final_loss": float(est.history_.loss[-1]),
-        },
+    est: Any = (
+        DropoutClassifier(**common)
+        if task == "classification"
+        else DropoutRegressor(heteroscedastic=args.heteroscedastic, **common)
     )
+    print(f"fitting a {task} model ({est.method}) on {len(X)} rows, {len(names)} features; task {why}")
+    est.fit(X, y)
+    state = estimator_state(est)
+    state.update(task=task, feature_names=names, target=args.target)
+    state["metadata"] = {
+        "bayesdrop_version": __version__,
+        "train_file": str(args.data),
+        "train_rows": len(X),
+        "final_loss": float(est.history_.loss[-1]),
+    }
     save_atomic(state, args.out)
-    print(f"wrote {args.out}: {args.task} model ({args.method}) on {len(X)} rows, {len(names)} features")
+    print(f"wrote {args.out}: {task} model ({est.method}) on {len(X)} rows, {len(names)} features")
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .datasets import read_csv
     from .metrics import mutual_information, predictive_entropy
+    from .model_file import load_model
 
-    est, state = load_model(args.model)
+    _refuse_to_overwrite(args.out, args.overwrite)
+    loaded: tuple[Any, dict[str, Any]] = load_model(args.model)
+    est, state = loaded
     X, _, _ = read_csv(args.data, features=state["feature_names"])
     est.num_samples = args.num_samples
     est.random_state = args.seed
@@ -105,30 +126,34 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         for row in zip(probs, pred, predictive_entropy(samples), mutual_information(samples), strict=True):
             writer.writerow([*row[0], row[1], row[2], row[3]])
     atomic_write(Path(args.out), buf.getvalue())
-    print(f"wrote {args.out}: {len(X)} predictions from {args.num_samples} samples")
+    print(f"wrote {args.out}: {len(X)} predictions ({est.method}) from {args.num_samples} samples")
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from .datasets import read_csv
     from .evaluation import evaluate
     from .likelihoods import Gaussian
+    from .model_file import load_model
     from .report import write_report
 
-    est, state = load_model(args.model)
-    X, y, _ = read_csv(args.data, target=args.target, features=state["feature_names"])
+    _refuse_to_overwrite(args.out, args.overwrite)
+    loaded: tuple[Any, dict[str, Any]] = load_model(args.model)
+    est, state = loaded
+    X, y, _ = read_csv(args.data, target=args.target, features=state["feature_names"], text_target=True)
     assert y is not None
     x = torch.tensor(X, dtype=torch.float32)
     if state["task"] == "classification":
-        lookup = {float(c): i for i, c in enumerate(est.classes_)}
-        unknown = sorted({v for v in y.tolist() if v not in lookup})
+        lookup = {str(c): i for i, c in enumerate(est.classes_)}
+        as_text = [str(int(float(v))) if _is_number(v) and not isinstance(est.classes_[0], str) else v for v in y]
+        unknown = sorted({v for v in as_text if v not in lookup})
         if unknown:
             raise UsageError(f"labels {unknown[:5]} in column {args.target!r} were not seen in training")
-        ev = evaluate(
-            est.model_, x, np.array([lookup[v] for v in y.tolist()]), num_samples=args.num_samples, seed=args.seed
-        )
+        labels = np.array([lookup[v] for v in as_text])
+        ev = evaluate(est.model_, x, labels, num_samples=args.num_samples, seed=args.seed)
     else:
         lik = Gaussian(heteroscedastic=True)  # the estimator's model returns means and log-variances
-        ev = evaluate(est.model_, x, y, likelihood=lik, num_samples=args.num_samples, seed=args.seed)
+        targets = _task_and_target(y, "regression", args.target)[1]
+        ev = evaluate(est.model_, x, targets, likelihood=lik, num_samples=args.num_samples, seed=args.seed)
     ev.meta.update(model=str(args.model), data=str(args.data), method=state["params"]["method"])
     out = write_report(ev, args.out, overwrite=args.overwrite)
     print(f"wrote {out}/index.html")
@@ -136,22 +161,34 @@ def _cmd_report(args: argparse.Namespace) -> None:
         print(f"  {k:24s} MC {v:9.4f}   deterministic {ev.deterministic.get(k, float('nan')):9.4f}")
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _show_progress(args: argparse.Namespace) -> bool | None:
+    """--quiet: off; --progress: on; neither: on when stderr is a terminal."""
+    if args.quiet:
+        return False
+    return True if args.progress else None
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    run_demo(Path(args.out), overwrite=args.overwrite, quick=args.quick, progress=not args.quiet)
+    run_demo(Path(args.out), overwrite=args.overwrite, quick=args.quick, progress=_show_progress(args))
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from .benchmark import METHODS, run_uci
+    from .benchmark import run_uci
     from .datasets import UCI_DATASETS
 
     for d in args.datasets:
         if d not in UCI_DATASETS:
             raise UsageError(f"unknown dataset {d!r}; choose from {', '.join(UCI_DATASETS)}")
-    for m in args.methods:
-        if m not in METHODS:
-            raise UsageError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
     results = run_uci(
         args.data_dir,
         args.datasets,
@@ -161,7 +198,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         epochs_multiplier=args.epochs_multiplier,
         num_samples=args.num_samples,
         jobs=args.jobs,
-        progress=not args.quiet,
+        progress=_show_progress(args),
     )
     print(Path(args.out).read_text())
     print(f"{len(results)} results in {args.out} (log: {args.out}.jsonl)")
@@ -187,25 +224,66 @@ def _level(text: str) -> float:
     return v
 
 
+def _rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a dropout rate in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a dropout rate in [0, 1), got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _progress_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true", help="no progress bars")
+    group.add_argument(
+        "--progress", action="store_true", help="progress bars even when stderr is not a terminal (a log)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bayesdrop", description="Bayesian uncertainty from dropout networks.")
     parser.add_argument("--version", action="version", version=f"bayesdrop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_fit, _add_predict, _add_report, _add_demo, _add_bench):
+        add(sub)
+    return parser
 
+
+def _add_fit(sub: Any) -> None:
     f = sub.add_parser("fit", help="fit a model with learned noise on a CSV file")
     f.add_argument("data", help="CSV file with a header row")
     f.add_argument("--target", required=True, help="target column")
-    f.add_argument("--task", choices=("regression", "classification"), default="regression")
+    f.add_argument(
+        "--task",
+        choices=("regression", "classification"),
+        default=None,
+        help="by default inferred from the target column: text labels, or integers with at most "
+        f"{MAX_INFERRED_CLASSES} distinct values, are classification; other numbers are regression",
+    )
     f.add_argument(
         "--method",
-        choices=("variational", "mc", "gaussian", "concrete"),
+        choices=METHODS,
         default=None,
         help="the noise (the estimator's default: variational for regression, concrete for classification)",
     )
     f.add_argument("--hidden", type=_positive_int, nargs="+", default=[50], help="hidden layer widths (50)")
-    f.add_argument("--p", type=float, default=0.05, help="dropout rate (initial rate for variational, concrete)")
+    f.add_argument(
+        "--p", type=_rate, default=0.05, help="dropout rate in [0, 1) (initial rate for variational, concrete)"
+    )
     f.add_argument("--epochs", type=_positive_int, default=None, help="(regression 400, classification 200)")
-    f.add_argument("--lr", type=float, default=None, help="(regression 0.01, classification 0.003)")
+    f.add_argument("--lr", type=_positive_float, default=None, help="(regression 0.01, classification 0.003)")
     f.add_argument("--batch-size", type=_positive_int, default=None, help="(regression 128, classification 64)")
     f.add_argument(
         "--heteroscedastic",
@@ -214,10 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="learn a per-input noise (regression; on by default)",
     )
     f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    _progress_flags(f)
     f.add_argument("--out", required=True, help="model file to write (.pt)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     f.set_defaults(run=_cmd_fit)
 
+
+def _add_predict(sub: Any) -> None:
     p = sub.add_parser("predict", help="predict with uncertainty from a model file")
     p.add_argument("model")
     p.add_argument("data")
@@ -225,8 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=_positive_int, default=200)
     p.add_argument("--level", type=_level, default=0.95, help="interval level (regression)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing predictions file")
     p.set_defaults(run=_cmd_predict)
 
+
+def _add_report(sub: Any) -> None:
     r = sub.add_parser("report", help="write a calibration report for labelled data")
     r.add_argument("model")
     r.add_argument("data")
@@ -237,13 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
     r.set_defaults(run=_cmd_report)
 
+
+def _add_demo(sub: Any) -> None:
     d = sub.add_parser("demo", help="fit learned-noise models on built-in data and write reports")
     d.add_argument("--out", default="bayesdrop-demo", help="output folder (bayesdrop-demo)")
     d.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     d.add_argument("--quick", action="store_true", help="tiny settings (for tests)")
-    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    _progress_flags(d)
     d.set_defaults(run=_cmd_demo)
 
+
+def _add_bench(sub: Any) -> None:
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", required=True)
     u = bsub.add_parser("uci", help="UCI regression benchmark (Gal & Ghahramani 2016 protocol)")
@@ -254,14 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=["bostonHousing", "concrete", "energy", "kin8nm", "wine-quality-red", "yacht"],
     )
     u.add_argument("--splits", type=int, nargs="+", default=None, help="split indices (all by default)")
-    u.add_argument("--methods", nargs="+", default=["mc", "variational", "gaussian", "concrete"])
+    u.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     u.add_argument("--epochs-multiplier", type=_positive_int, default=10)
     u.add_argument("--num-samples", type=_positive_int, default=10_000)
     u.add_argument("--jobs", type=_positive_int, default=1)
-    u.add_argument("--quiet", action="store_true")
+    _progress_flags(u)
     u.add_argument("--out", required=True, help="Markdown results file")
     u.set_defaults(run=_cmd_bench)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,8 +117,12 @@ def load_uci(name: str, data_dir: str | os.PathLike[str]) -> UCIDataset:
 
 
 def read_csv(
-    path: str | os.PathLike[str], target: str | None = None, features: list[str] | None = None
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, list[str]]:
+    path: str | os.PathLike[str],
+    target: str | None = None,
+    features: list[str] | None = None,
+    *,
+    text_target: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[Any] | None, list[str]]:
     """Read a numeric CSV with a header row.
 
     Parameters
@@ -129,6 +133,9 @@ def read_csv(
         The target column (returned separately); required to exist when given.
     features : list of str, optional
         The feature columns to take, in this order (all but the target by default).
+    text_target : bool
+        Return the target column as text (class labels such as
+        ``"benign"``), stripped, instead of numbers; empty cells are still refused.
 
     Returns
     -------
@@ -160,11 +167,18 @@ def read_csv(
         raise ValueError(
             f"feature column(s) {', '.join(map(repr, missing))} not found in {p}; columns are: {', '.join(header)}"
         )
-    cols = [header.index(c) for c in names] + ([header.index(target)] if target is not None else [])
+    cols = [header.index(c) for c in names]
+    if target is not None and not text_target:
+        cols.append(header.index(target))
     values = np.empty((len(body), len(cols)))
+    labels: list[str] = []
     for i, row in enumerate(body):
         if len(row) != len(header):
             raise ValueError(f"{p}, line {i + 2}: expected {len(header)} fields, got {len(row)}.")
+        if target is not None and text_target:
+            labels.append(row[header.index(target)].strip())
+            if not labels[-1]:
+                raise ValueError(f"{p}, line {i + 2}, column {target!r}: empty label")
         for j, c in enumerate(cols):
             cell = row[c].strip()
             try:
@@ -179,7 +193,9 @@ def read_csv(
                 )
             values[i, j] = v
     X = values[:, : len(names)]
-    y = values[:, -1] if target is not None else None
+    y: npt.NDArray[Any] | None = None
+    if target is not None:
+        y = np.array(labels) if text_target else values[:, -1]
     return X, y, list(names)
 
 

@@ -21,11 +21,12 @@ import torch
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.model_selection import train_test_split
 
-from ._io import atomic_write
 from .evaluation import Evaluation, evaluate
+from .files import atomic_write
 from .likelihoods import Gaussian
 from .report import write_report
-from .sklearn import DropoutClassifier, DropoutRegressor, Method
+from .mlp import Method
+from .sklearn import DropoutClassifier, DropoutRegressor
 
 __all__ = ["run_demo"]
 
@@ -35,7 +36,7 @@ _SHOWN = {
 }
 
 
-def _runs(quick: bool, progress: bool) -> list[tuple[str, str, Any, Any]]:
+def _runs(quick: bool, progress: bool | None) -> list[tuple[str, str, Any, Any]]:
     """(dataset, method, estimator, data) for the four demo models."""
     cls_epochs, reg_epochs = (3, 5) if quick else (60, 300)
     plan: list[tuple[str, Any, tuple[int, ...], int, float, tuple[tuple[Method, float], ...], Any]] = [
@@ -54,7 +55,9 @@ def _runs(quick: bool, progress: bool) -> list[tuple[str, str, Any, Any]]:
     ]
 
 
-def run_demo(out: Path, *, overwrite: bool = False, quick: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+def run_demo(
+    out: Path, *, overwrite: bool = False, quick: bool = False, progress: bool | None = None
+) -> list[dict[str, Any]]:
     """Run the demo into ``out``; returns one summary row per model."""
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")

@@ -13,7 +13,7 @@ dataset streamed in batches:
 - :func:`unit_correlations` and :func:`coadaptation`: the correlation matrix
   of a layer's units over the data and the mean absolute off-diagonal
   correlation (1 for units that are copies of each other);
-- :func:`feature_grid`: the rows of a first-layer weight as an image grid.
+- :func:`tile_features`: the rows of a first-layer weight as an image grid.
 
 A layer's "units" are the last dimension of a ``(N, U)`` output, or the
 channels of a ``(N, C, *spatial)`` output (each spatial position then counts
@@ -32,6 +32,7 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +42,10 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
+from ._calls import call_model, device_dtype, to_model
 from ._checks import check_float, check_int
-from ._data import call, device_dtype, to_model
 
-__all__ = ["ActivationStats", "activation_statistics", "coadaptation", "feature_grid", "unit_correlations"]
+__all__ = ["ActivationStats", "activation_statistics", "coadaptation", "tile_features", "unit_correlations"]
 
 #: Activation modules hooked when ``layers`` is not given.
 ACTIVATIONS = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.ELU, nn.LeakyReLU, nn.SiLU, nn.Softplus)
@@ -158,7 +159,7 @@ def _run(
         with torch.no_grad():
             for x in _inputs(data, batch_size):
                 captured.clear()
-                call(model, to_model(x, device, dtype))
+                call_model(model, to_model(x, device, dtype))
                 missing = [n for n in targets if n not in captured]
                 if missing:
                     raise ValueError(f"layers {missing} were not called by the model's forward pass")
@@ -168,6 +169,18 @@ def _run(
             h.remove()
         for m, flag in flags.items():
             m.training = flag
+
+
+def _observed_ranges(
+    model: nn.Module, data: Any, targets: dict[str, nn.Module], batch_size: int, train_mode: bool
+) -> dict[str, tuple[float, float]]:
+    """Each layer's smallest and largest activation over the data (a first pass; width 1 when constant)."""
+    lows = dict.fromkeys(targets, math.inf)
+    highs = dict.fromkeys(targets, -math.inf)
+    for out in _run(model, data, targets, batch_size, train_mode):
+        for n, a in out.items():
+            lows[n], highs[n] = min(lows[n], float(a.min())), max(highs[n], float(a.max()))
+    return {n: (lows[n], highs[n] if highs[n] > lows[n] else lows[n] + 1.0) for n in targets}
 
 
 def activation_statistics(
@@ -222,12 +235,7 @@ def activation_statistics(
     batch_size = check_int(batch_size, "batch_size", owner)
     targets = _resolve(model, layers, owner)
     if hist_range is None:
-        lows = dict.fromkeys(targets, math.inf)
-        highs = dict.fromkeys(targets, -math.inf)
-        for out in _run(model, data, targets, batch_size, train_mode):
-            for n, a in out.items():
-                lows[n], highs[n] = min(lows[n], float(a.min())), max(highs[n], float(a.max()))
-        ranges = {n: (lows[n], highs[n] if highs[n] > lows[n] else lows[n] + 1.0) for n in targets}
+        ranges = _observed_ranges(model, data, targets, batch_size, train_mode)
     else:
         if len(hist_range) != 2 or not hist_range[0] < hist_range[1]:
             raise ValueError(
@@ -353,7 +361,7 @@ def coadaptation(model: nn.Module, data: Any, layer: str, *, batch_size: int = 5
     return float(np.abs(off).mean())
 
 
-def feature_grid(
+def tile_features(
     weight: Tensor | npt.ArrayLike, image_shape: tuple[int, int], *, ncols: int | None = None, pad: int = 1
 ) -> Array:
     """The rows of a first-layer weight ``(U, H*W)`` tiled as one image, each scaled to [0, 1].
@@ -374,7 +382,7 @@ def feature_grid(
 
     Examples
     --------
-    >>> feature_grid(torch.arange(8.0).reshape(2, 4), (2, 2), pad=1).shape
+    > tile_features(torch.arange(8.0).reshape(2, 4), (2, 2), pad=1).shape
     (2, 5)
     """
     w = weight.detach().cpu().numpy() if isinstance(weight, Tensor) else np.asarray(weight)
@@ -382,12 +390,12 @@ def feature_grid(
     h, wd = image_shape
     if w.ndim != 2 or w.shape[1] != h * wd:
         raise ValueError(
-            f"The 'weight' parameter of feature_grid must have shape (units, {h * wd}) for image_shape "
+            f"The 'weight' parameter of tile_features must have shape (units, {h * wd}) for image_shape "
             f"{image_shape}. Got {w.shape} instead."
         )
     units = w.shape[0]
-    ncols = check_int(ncols if ncols is not None else math.ceil(math.sqrt(units)), "ncols", "feature_grid")
-    pad = check_int(pad, "pad", "feature_grid", minimum=0)
+    ncols = check_int(ncols if ncols is not None else math.ceil(math.sqrt(units)), "ncols", "tile_features")
+    pad = check_int(pad, "pad", "tile_features", minimum=0)
     nrows = math.ceil(units / ncols)
     grid = np.full((nrows * (h + pad) - pad, ncols * (wd + pad) - pad), np.nan)
     lo = w.min(1, keepdims=True)
@@ -397,3 +405,14 @@ def feature_grid(
         r, c = divmod(i, ncols)
         grid[r * (h + pad) : r * (h + pad) + h, c * (wd + pad) : c * (wd + pad) + wd] = scaled[i].reshape(h, wd)
     return grid
+
+
+def __getattr__(name: str) -> Any:
+    if name == "feature_grid":  # renamed in 0.2: plots.feature_grid draws, this function computes
+        warnings.warn(
+            "bayesdrop.diagnostics.feature_grid was renamed tile_features (bayesdrop.plots.feature_grid draws it).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return tile_features
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,17 +27,16 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
-from tqdm.auto import tqdm
 
-from . import _data
-from . import _distributed as D
-from . import metrics as M
+from . import _batches, _calls, metrics
+from . import _distributed as distributed
 from ._checks import check_int
+from ._progress import progress_bar
 from .likelihoods import Categorical, Gaussian
 from .metrics._arrays import Array, as_labels
-from .metrics.classification import _bin_index
+from .metrics.classification import bin_index
 from .metrics.regression import mixture_log_likelihood
-from .sampling import deterministic, sample
+from .montecarlo import deterministic, sample_prepared
 
 __all__ = ["Evaluation", "convergence_grid", "evaluate"]
 
@@ -185,12 +184,12 @@ class _Convergence:
             for j, idx in enumerate(self.groups[i], start=1):
                 self.sums[i, j] += stat_sums((total - samples[idx].sum(0)) / (t - len(idx)))
 
-    def finish(self, count: float, metrics: Callable[[Array, float], dict[str, float]]) -> dict[str, Any]:
-        sums = D.all_reduce_sum(torch.from_numpy(self.sums)).numpy()
+    def finish(self, count: float, to_metrics: Callable[[Array, float], dict[str, float]]) -> dict[str, Any]:
+        sums = distributed.all_reduce_sum(torch.from_numpy(self.sums)).numpy()
         out: dict[str, Any] = {"T": self.grid}
         for i in range(len(self.grid)):
-            full = metrics(sums[i, 0], count)
-            loo = [metrics(sums[i, j], count) for j in range(1, 1 + len(self.groups[i]))]
+            full = to_metrics(sums[i, 0], count)
+            loo = [to_metrics(sums[i, j], count) for j in range(1, 1 + len(self.groups[i]))]
             for name, value in full.items():
                 entry = out.setdefault(name, {"value": [], "se": []})
                 entry["value"].append(value)
@@ -214,7 +213,7 @@ def _class_sums(p: Array, y: npt.NDArray[np.int64]) -> Array:
         outcome, sq = y.astype(np.float64), (p - y) ** 2
     with np.errstate(divide="ignore"):
         nll = -np.log(py).sum()
-    idx = _bin_index(conf, _N_BINS, right=False)
+    idx = bin_index(conf, _N_BINS, right=False)
     bins = [np.bincount(idx, weights=w, minlength=_N_BINS) for w in (np.ones_like(conf), outcome, conf)]
     return np.concatenate([[np.sum(pred == y), nll, sq.sum()], *bins])
 
@@ -248,7 +247,14 @@ class _Classification:
                 f"Got outputs of shape {tuple(det_out.shape)} instead."
             )
         k = probs.shape[-1] if probs.ndim == 3 else 2
-        labels = as_labels(target.cpu().numpy().reshape(-1), probs.shape[1], k, "y")
+        values = target.cpu().numpy().reshape(-1)
+        if values.dtype.kind == "f" and not np.all(values == np.round(values)):
+            raise ValueError(
+                "The 'y' parameter of evaluate must hold integer class labels for a Categorical likelihood (the "
+                f"default). Got {values[values != np.round(values)][0]!r} instead. For a regressor pass "
+                "likelihood=bayesdrop.Gaussian() (or Gaussian(heteroscedastic=True) for means and log-variances)."
+            )
+        labels = as_labels(values, probs.shape[1], k, "y")
         mc = probs.mean(0)
         samples3 = probs if probs.ndim == 3 else np.stack([1 - probs, probs], -1)
         det3 = det[None] if det.ndim == 2 else np.stack([1 - det, det], -1)[None]
@@ -258,12 +264,12 @@ class _Classification:
                 "mc": mc,
                 "det": det,
                 "labels": labels.astype(np.float64),
-                "entropy": M.predictive_entropy(samples3),
-                "expected_entropy": M.expected_entropy(samples3),
-                "mutual_information": M.mutual_information(samples3),
-                "variation_ratio": M.variation_ratio(samples3),
-                "det_entropy": M.predictive_entropy(det3),
-                "gap_kl": M.per_example_gap(mc, det)["kl_mc_det"],
+                "entropy": metrics.predictive_entropy(samples3),
+                "expected_entropy": metrics.expected_entropy(samples3),
+                "mutual_information": metrics.mutual_information(samples3),
+                "variation_ratio": metrics.variation_ratio(samples3),
+                "det_entropy": metrics.predictive_entropy(det3),
+                "gap_kl": metrics.per_example_gap(mc, det)["kl_mc_det"],
                 "error": (pred != labels).astype(np.float64),
             }
         )
@@ -274,17 +280,17 @@ class _Classification:
 
         def scores(p: Array) -> dict[str, float]:
             return {
-                "accuracy": M.accuracy(p, labels),
-                "nll": M.nll(p, labels),
-                "brier": M.brier(p, labels),
-                "ece": M.ece(p, labels),
-                "mce": M.ece(p, labels, norm="max"),
-                "aurc": M.aurc(p, labels),
-                "misclassification_auroc": M.misclassification_auroc(p, labels),
+                "accuracy": metrics.accuracy(p, labels),
+                "nll": metrics.nll(p, labels),
+                "brier": metrics.brier(p, labels),
+                "ece": metrics.ece(p, labels),
+                "mce": metrics.ece(p, labels, norm="max"),
+                "aurc": metrics.aurc(p, labels),
+                "misclassification_auroc": metrics.misclassification_auroc(p, labels),
             }
 
         conv = self.conv.finish(float(len(labels)), _class_metrics)
-        gap = M.ensemble_gap(mc, det, labels)
+        gap = metrics.ensemble_gap(mc, det, labels)
         return Evaluation(
             self.task, self.num_samples, scores(mc), scores(det), gap, per, conv, mc, det, labels.astype(np.float64)
         )
@@ -346,19 +352,19 @@ class _Regression:
 
         def scores(m: Array, s: Array, d: int) -> dict[str, float]:
             return {
-                "rmse": M.rmse(m[:, d], y[:, d]),
-                "nll": M.gaussian_nll(m[:, d], s[:, d], y[:, d]),
-                "crps": M.crps_gaussian(m[:, d], s[:, d], y[:, d]),
-                "coverage_95": M.interval_coverage(m[:, d], s[:, d], y[:, d], 0.95),
-                "width_95": M.interval_width(s[:, d], 0.95),
-                "miscalibration_area": M.miscalibration_area(m[:, d], s[:, d], y[:, d]),
+                "rmse": metrics.rmse(m[:, d], y[:, d]),
+                "nll": metrics.gaussian_nll(m[:, d], s[:, d], y[:, d]),
+                "crps": metrics.crps_gaussian(m[:, d], s[:, d], y[:, d]),
+                "coverage_95": metrics.interval_coverage(m[:, d], s[:, d], y[:, d], 0.95),
+                "width_95": metrics.interval_width(s[:, d], 0.95),
+                "miscalibration_area": metrics.miscalibration_area(m[:, d], s[:, d], y[:, d]),
             }
 
         mc_d, det_d, gap_d = [], [], []
         for d in range(self.d):
             mc_d.append({**scores(mean, std, d), "mixture_nll": float(mix[:, d].mean())})
             det_d.append(scores(det_mu, det_std, d))
-            gap_d.append(M.regression_gap(mean[:, d], std[:, d], det_mu[:, d], det_std[:, d], y[:, d]))
+            gap_d.append(metrics.regression_gap(mean[:, d], std[:, d], det_mu[:, d], det_std[:, d], y[:, d]))
         n = float(len(y))
         conv = self.conv.finish(
             n, lambda s, n: {"rmse": math.sqrt(s[0] / (n * self.d)), "mean_noise_var": float(s[1] / (n * self.d))}
@@ -395,8 +401,8 @@ def _per_target(scores: list[dict[str, float]]) -> dict[str, float]:
 
 def _shard_positions(data: Iterable[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]] | None:
     """Dataset indices of this rank's examples and which are not padding, under a DistributedSampler."""
-    sampler = _data.sampler_of(data)
-    if not (D.is_distributed() and isinstance(sampler, DistributedSampler)):
+    sampler = _batches.sampler_of(data)
+    if not (distributed.is_distributed() and isinstance(sampler, DistributedSampler)):
         return None
     idx = np.fromiter(iter(sampler), dtype=np.int64)
     position = sampler.rank + sampler.num_replicas * np.arange(len(idx))
@@ -411,7 +417,7 @@ def _gather(parts: list[dict[str, Array]], shard: tuple[Any, Any] | None, seen: 
     if shard is None:
         return local
     idx, keep = shard[0][:seen], shard[1][:seen]
-    everyone = D.all_gather_objects((idx[keep], local))
+    everyone = distributed.all_gather_objects((idx[keep], local))
     order = np.argsort(np.concatenate([e[0] for e in everyone]), kind="stable")
     return {k: np.concatenate([e[1][k] for e in everyone])[order] for k in local}
 
@@ -423,7 +429,8 @@ def evaluate(
     *,
     likelihood: Categorical | Gaussian | None = None,
     num_samples: int = 100,
-    output: _data.Output = None,
+    output: _calls.Output = None,
+    target: str = "labels",
     train_mode: bool = False,
     seed: int | None = None,
     batch_size: int = 256,
@@ -465,6 +472,11 @@ def evaluate(
     output : int, str or callable, optional
         Picks the tensor from a model that returns a tuple, dict or
         ``ModelOutput`` (see :func:`bayesdrop.sample`).
+    target : str
+        The key of the labels in dict batches, the Hugging Face way: a batch
+        ``{"input_ids": ..., "attention_mask": ..., "labels": ...}`` calls
+        ``model(input_ids=..., attention_mask=...)`` and scores ``labels``
+        (``"labels"`` by default).
     train_mode : bool
         Sample with ``sampling(model, train_mode=True)`` (functional and
         attention dropout).
@@ -509,31 +521,32 @@ def evaluate(
     categorical = isinstance(likelihood, Categorical)
     if y is None and isinstance(data, Tensor):
         raise TypeError("The 'y' parameter of evaluate is required when 'data' is a tensor of inputs.")
-    loader = _data.batches(
+    loader = _batches.batches(
         data, y, batch_size=batch_size, shuffle=False, name="data", owner="evaluate", categorical=categorical
     )
-    model = _data.unwrap(model)
-    device, dtype = _data.device_dtype(model)
+    net = _calls.unwrap(model)
+    device, dtype = _calls.device_dtype(net)
     acc = (
         _Classification(likelihood, num_samples)
         if isinstance(likelihood, Categorical)
         else _Regression(likelihood, num_samples)
     )
-    base = int(torch.randint(0, 2**62, ())) if seed is None else seed
+    base = distributed.seed_or_draw(seed)
     shard, seen = _shard_positions(loader), 0
-    bar = tqdm(loader, desc="evaluate", disable=not progress or D.rank() != 0, leave=False)
+    bar = progress_bar(loader, desc="evaluate", progress=progress if distributed.rank() == 0 else False, leave=False)
     with torch.no_grad():
         for i, batch in enumerate(bar):
-            x, target = _data.split(batch, "data", "evaluate")
-            x = _data.to_model(x, device, dtype)
-            s = sample(model, x, num_samples, output=output, train_mode=train_mode, seed=D.derive_seed(base, i))
-            with deterministic(model):
-                det = _data.select(_data.call(model, x), output, "evaluate")
+            x, labels = _batches.split_batch(batch, "data", "evaluate", target)
+            x = _calls.to_model(x, device, dtype)
+            seed_i = distributed.derive_seed(base, i)
+            s = sample_prepared(net, x, num_samples, output, train_mode, seed_i, None, "evaluate")
+            with deterministic(net):
+                det = _calls.select_output(_calls.call_model(net, x), output, "evaluate")
             if shard is not None:
-                keep = torch.from_numpy(shard[1][seen : seen + len(target)])
-                s, det, target = s[:, keep.to(s.device)], det[keep.to(det.device)], target[keep]
-            seen += len(batch[1])
-            acc.add(s, det, target)
+                keep = torch.from_numpy(shard[1][seen : seen + len(labels)])
+                s, det, labels = s[:, keep.to(s.device)], det[keep.to(det.device)], labels[keep]
+            seen += len(keep) if shard is not None else len(labels)
+            acc.add(s, det, labels)
     ev = acc.finish(_gather(acc.parts, shard, seen))
     ev.meta.update(likelihood=repr(likelihood), num_targets=getattr(likelihood, "num_targets", 1))
     return ev

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from . import metrics as M
+from . import metrics
 from .metrics._arrays import ArrayLike, as_float
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ def reliability_diagram(
         Add the confidence histogram beneath.
     """
     ax = _axes(ax)
-    table = M.reliability_table(probs, labels, n_bins=n_bins, binning=binning)
-    score = M.ece(probs, labels, n_bins=n_bins, binning=binning)
+    table = metrics.reliability_table(probs, labels, n_bins=n_bins, binning=binning)
+    score = metrics.ece(probs, labels, n_bins=n_bins, binning=binning)
     keep = table.count > 0
     lower, upper = table.lower[keep], table.upper[keep]
     width = np.maximum(upper - lower, 1e-3)
@@ -126,28 +126,37 @@ def reliability_diagram(
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
     out: dict[str, Any] = {"ax": ax, "bars": bars, "gaps": gaps, "table": table}
     if overlay is not None:
-        t2 = M.reliability_table(overlay, labels, n_bins=n_bins, binning=binning)
-        e2 = M.ece(overlay, labels, n_bins=n_bins, binning=binning)
-        k2 = t2.count > 0
-        mids = (t2.lower[k2] + t2.upper[k2]) / 2
-        (line,) = ax.plot(mids, t2.accuracy[k2], "o-", color="#c44e52", label=f"{overlay_label} (ECE {e2:.3f})")
-        out["overlay"] = line
-        out["overlay_table"] = t2
+        out["overlay"], out["overlay_table"] = _reliability_line(ax, overlay, labels, n_bins, binning, overlay_label)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.legend(loc="upper left", fontsize="small")
     if hist:
-        from mpl_toolkits.axes_grid1 import make_axes_locatable
-
-        hax = make_axes_locatable(ax).append_axes("bottom", size="25%", pad=0.5, sharex=ax)
-        hbars = hax.bar(lower, table.count[keep], width=width, align="edge", color="#8c8c8c", edgecolor="black")
-        hax.set_ylabel("count")
-        hax.set_xlabel("confidence")
-        ax.set_xlabel("")
-        out["hist_ax"], out["hist_bars"] = hax, hbars
+        out["hist_ax"], out["hist_bars"] = _confidence_histogram(ax, lower, table.count[keep], width)
     return out
+
+
+def _reliability_line(ax: Axes, probs: ArrayLike, labels: ArrayLike, n_bins: int, binning: Any, label: str) -> Any:
+    """A second path on a reliability diagram: accuracy at each non-empty bin's middle, with its ECE."""
+    table = metrics.reliability_table(probs, labels, n_bins=n_bins, binning=binning)
+    score = metrics.ece(probs, labels, n_bins=n_bins, binning=binning)
+    keep = table.count > 0
+    mids = (table.lower[keep] + table.upper[keep]) / 2
+    (line,) = ax.plot(mids, table.accuracy[keep], "o-", color="#c44e52", label=f"{label} (ECE {score:.3f})")
+    return line, table
+
+
+def _confidence_histogram(ax: Axes, lower: Any, counts: Any, width: Any) -> tuple[Axes, Any]:
+    """The bins' counts in an axis beneath ``ax``, sharing its x axis."""
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    hax = make_axes_locatable(ax).append_axes("bottom", size="25%", pad=0.5, sharex=ax)
+    hbars = hax.bar(lower, counts, width=width, align="edge", color="#8c8c8c", edgecolor="black")
+    hax.set_ylabel("count")
+    hax.set_xlabel("confidence")
+    ax.set_xlabel("")
+    return hax, hbars
 
 
 def regression_calibration(
@@ -175,8 +184,8 @@ def regression_calibration(
         ``miscalibration_area``.
     """
     ax = _axes(ax)
-    expected, observed = M.regression_calibration_curve(mean, std, y)
-    area = M.miscalibration_area(mean, std, y)
+    expected, observed = metrics.regression_calibration_curve(mean, std, y)
+    area = metrics.miscalibration_area(mean, std, y)
     (line,) = ax.plot(expected, observed, "-", color="#4c72b0", label=f"{label} (area {area:.3f})")
     fill = ax.fill_between(expected, expected, observed, color="#4c72b0", alpha=0.25)
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
@@ -227,12 +236,12 @@ def risk_coverage(
         ``ax``, ``line``, the ``coverage`` and ``risk`` arrays and, when drawn, ``overlay``.
     """
     ax = _axes(ax)
-    cov, risk = M.risk_coverage_curve(probs, labels)
-    (line,) = ax.plot(cov, risk, "-", label=f"{label} (AURC {M.aurc(probs, labels):.3f})")
+    cov, risk = metrics.risk_coverage_curve(probs, labels)
+    (line,) = ax.plot(cov, risk, "-", label=f"{label} (AURC {metrics.aurc(probs, labels):.3f})")
     out: dict[str, Any] = {"ax": ax, "line": line, "coverage": cov, "risk": risk}
     if overlay is not None:
-        c2, r2 = M.risk_coverage_curve(overlay, labels)
-        (out["overlay"],) = ax.plot(c2, r2, "--", label=f"{overlay_label} (AURC {M.aurc(overlay, labels):.3f})")
+        c2, r2 = metrics.risk_coverage_curve(overlay, labels)
+        (out["overlay"],) = ax.plot(c2, r2, "--", label=f"{overlay_label} (AURC {metrics.aurc(overlay, labels):.3f})")
     ax.set_xlabel("coverage")
     ax.set_ylabel("risk (error rate among accepted)")
     ax.set_xlim(0, 1)
@@ -271,7 +280,7 @@ def uncertainty_vs_error(
     """
     ax = _axes(ax)
     u, e = as_float(uncertainty, "uncertainty"), as_float(error, "error")
-    M._arrays.same_length("uncertainty", u, "error", e)
+    metrics._arrays.same_length("uncertainty", u, "error", e)
     order = np.argsort(u, kind="stable")
     groups = [g for g in np.array_split(order, n_bins) if len(g)]
     bu = np.array([u[g].mean() for g in groups])
@@ -415,44 +424,52 @@ def posterior_comparison(
                 f"The samples of '{name}' in posterior_comparison must have the reference's {ref.shape[1]} inputs. "
                 f"Got {s.shape[1]} instead."
             )
-    colors = [f"C{i}" for i in range(10)]
     xs = None if x is None else as_float(x, "x")
     if xs is not None and xs.ndim == 2 and xs.shape[1] == 1:
         xs = xs[:, 0]
-    lines: dict[str, Any] = {}
     if xs is not None and xs.ndim == 1:
         if xs.shape[0] != ref.shape[1]:
             raise ValueError(
                 f"The 'x' parameter of posterior_comparison must have {ref.shape[1]} rows. Got {xs.shape[0]} instead."
             )
-        order = np.argsort(xs)
-        xo = xs[order]
-        m, s = ref.mean(0)[order], ref.std(0)[order]
-        band = ax.fill_between(
-            xo, m - num_std * s, m + num_std * s, color="0.8", label=f"reference (NUTS) ±{num_std:g} std"
-        )
-        ax.plot(xo, m, color="0.3", lw=1.5)
-        for i, (name, smp) in enumerate(data.items()):
-            c = colors[i % 10]
-            mm, ss = smp.mean(0)[order], smp.std(0)[order]
-            (lines[name],) = ax.plot(xo, mm, color=c, lw=1.2, label=name)
-            ax.plot(xo, mm - num_std * ss, color=c, lw=0.8, ls="--")
-            ax.plot(xo, mm + num_std * ss, color=c, lw=0.8, ls="--")
-        if x_train is not None and y_train is not None:
-            ax.plot(
-                as_float(x_train, "x_train").reshape(-1),
-                as_float(y_train, "y_train").reshape(-1),
-                "k.",
-                ms=3,
-                label="training data",
-            )
-        ax.set_xlabel("x")
-        ax.set_ylabel("f(x)")
-        ax.legend(fontsize="small", loc="best")
-        return {"ax": ax, "mode": "1d", "reference": band, "lines": lines}
-    ref_std = ref.std(0)
+        train = None if x_train is None or y_train is None else (x_train, y_train)
+        return _posterior_bands(ax, xs, ref, data, num_std, train)
+    return _posterior_stds(ax, ref, data)
+
+
+def _posterior_bands(
+    ax: Axes, xs: Any, ref: Any, data: dict[str, Any], num_std: float, train: tuple[Any, Any] | None
+) -> dict[str, Any]:
+    """One input dimension: the reference's band and each method's mean and ±num_std lines against x."""
+    order = np.argsort(xs)
+    xo = xs[order]
+    m, s = ref.mean(0)[order], ref.std(0)[order]
+    band = ax.fill_between(
+        xo, m - num_std * s, m + num_std * s, color="0.8", label=f"reference (NUTS) ±{num_std:g} std"
+    )
+    ax.plot(xo, m, color="0.3", lw=1.5)
+    lines: dict[str, Any] = {}
     for i, (name, smp) in enumerate(data.items()):
-        lines[name] = ax.scatter(ref_std, smp.std(0), s=8, color=colors[i % 10], alpha=0.7, label=name)
+        c = f"C{i % 10}"
+        mm, ss = smp.mean(0)[order], smp.std(0)[order]
+        (lines[name],) = ax.plot(xo, mm, color=c, lw=1.2, label=name)
+        ax.plot(xo, mm - num_std * ss, color=c, lw=0.8, ls="--")
+        ax.plot(xo, mm + num_std * ss, color=c, lw=0.8, ls="--")
+    if train is not None:
+        tx, ty = (as_float(v, n).reshape(-1) for v, n in zip(train, ("x_train", "y_train"), strict=True))
+        ax.plot(tx, ty, "k.", ms=3, label="training data")
+    ax.set_xlabel("x")
+    ax.set_ylabel("f(x)")
+    ax.legend(fontsize="small", loc="best")
+    return {"ax": ax, "mode": "1d", "reference": band, "lines": lines}
+
+
+def _posterior_stds(ax: Axes, ref: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Many inputs: each method's std of f(x) against the reference's, on log axes."""
+    ref_std = ref.std(0)
+    lines: dict[str, Any] = {}
+    for i, (name, smp) in enumerate(data.items()):
+        lines[name] = ax.scatter(ref_std, smp.std(0), s=8, color=f"C{i % 10}", alpha=0.7, label=name)
     stds = np.concatenate([ref_std, *(s.std(0) for s in data.values())])
     positive = stds[stds > 0]
     lo, hi = (float(positive.min()) / 1.5, float(positive.max()) * 1.5) if positive.size else (1e-3, 1.0)
@@ -527,10 +544,10 @@ def feature_grid(
     dict
         ``ax``, ``image`` (the AxesImage) and ``grid`` (the array drawn).
     """
-    from .diagnostics import feature_grid as grid_of
+    from .diagnostics import tile_features
 
     ax = _axes(ax)
-    grid = grid_of(weight, image_shape, ncols=ncols)
+    grid = tile_features(weight, image_shape, ncols=ncols)
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="gray", interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -553,9 +570,9 @@ def log_alpha_histogram(model: Any, *, bins: int = 60, ax: Axes | None = None) -
     dict
         ``ax``, ``counts`` (layer name -> counts) and ``edges``.
     """
-    from .nn.variational import LOG_ALPHA_RANGE, _Variational
+    from .nn.variational import LOG_ALPHA_RANGE, named_variational_layers
 
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, _Variational)]
+    layers = named_variational_layers(model)
     if not layers:
         raise ValueError("The 'model' parameter of log_alpha_histogram must contain variational layers.")
     ax = _axes(ax)

@@ -10,10 +10,8 @@ approximation compared with it in function space:
   model, its noise layers ignored), adds the likelihood's observation model
   and runs Pyro's NUTS; the result predicts ``(S, N, ...)`` like
   :func:`bayesdrop.sample`.
-- :func:`compare` measures the distance between two sets of predictive
-  samples on the same inputs (Izmailov et al.'s agreement and total
-  variation for classifiers; the 1-D Wasserstein-2 distance and the ratio of
-  standard deviations for regressors), and each side's NLL and coverage.
+- :func:`bayesdrop.metrics.compare` (Pyro-free, re-exported here) measures
+  the distance between two sets of predictive samples on the same inputs.
 
 This is the only module of bayesdrop that imports ``pyro``.
 
@@ -41,7 +39,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -54,13 +51,13 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         "(or reinstall bayesdrop, which lists it as a dependency)."
     ) from exc
 
-from . import metrics as M
-from ._checks import _fail, check_float, check_int, check_option, check_tensor
-from ._distributed import derive_seed, seeded
+from ._checks import check_float, check_int, check_tensor, invalid
+from ._distributed import derive_seed, seed_or_draw, seeded
+from ._progress import progress_bar
 from .likelihoods import Categorical, Gaussian
-from .metrics._arrays import ArrayLike, as_float
+from .metrics.posterior import compare, wasserstein2
+from .montecarlo import is_stochastic
 from .nn import ConcreteDropout, DropConnectLinear, FastDropoutLinear, VariationalLinear
-from .sampling import is_stochastic
 
 __all__ = ["ReferencePosterior", "compare", "reference_posterior", "wasserstein2"]
 
@@ -103,7 +100,7 @@ def _strip(model: nn.Module) -> nn.Module:
     with parameters is refused.
     """
     if not isinstance(model, nn.Module):
-        raise _fail("model", _OWNER, "a torch.nn.Module", type(model).__name__, TypeError)
+        raise invalid("model", _OWNER, "a torch.nn.Module", type(model).__name__, TypeError)
     net = copy.deepcopy(model).cpu()  # NUTS on a small network is CPU work; the user's model stays where it is
     for name, module in list(net.named_modules()):
         if not name or not is_stochastic(module):
@@ -160,7 +157,7 @@ def _layout(net: nn.Module, prior_scale: float, scale_by_fan_in: bool, num_noise
         std = prior_scale / math.sqrt(fan_in) if scale_by_fan_in else prior_scale
         stds.append(torch.full((p.numel(),), std, dtype=p.dtype))
     if not names:
-        raise _fail("model", _OWNER, "a network with parameters", type(net).__name__)
+        raise invalid("model", _OWNER, "a network with parameters", type(net).__name__)
     return _Layout(tuple(names), tuple(shapes), torch.cat(stds), num_noise)
 
 
@@ -340,10 +337,9 @@ def _worker(spec: _ChainSpec) -> dict[str, Any]:
 
 
 def _run_chains(specs: list[_ChainSpec], parallel: bool, progress: bool) -> list[dict[str, Any]]:
-    from tqdm.auto import tqdm
 
     total = sum(s.num_samples + s.warmup_steps for s in specs)
-    bar = tqdm(total=total, desc=f"NUTS, {len(specs)} chain(s)", unit="it", disable=not progress)
+    bar = progress_bar(total=total, desc=f"NUTS, {len(specs)} chain(s)", unit="it", progress=progress)
     try:
         if not parallel:
             return [_run_chain(s, lambda: bar.update()) for s in specs]
@@ -462,6 +458,7 @@ def _function_space(log_joint: _LogJoint, theta: Tensor, x: Tensor) -> Tensor:
     return out.reshape(len(theta), -1)
 
 
+# size: NUTS's options stay flat keywords, as in Pyro's NUTS and MCMC; each has one meaning and a default.
 def reference_posterior(
     model: nn.Module,
     x: Tensor,
@@ -577,20 +574,58 @@ def reference_posterior(
     >>> ref.predict(x).shape, abs(float(ref.samples["weight"].mean()) - 2) < 0.2
     (torch.Size([100, 20, 2]), True)
     """
+    _check_options(likelihood, prior_scale, noise_prior_scale, num_samples, warmup_steps, num_chains, max_tree_depth,
+                   init_steps, target_accept_prob)  # fmt: skip
+    net, x, y, num_noise = _check_data(model, x, y, likelihood)
+    layout = _layout(net, prior_scale, scale_by_fan_in, num_noise)
+    log_joint = _LogJoint(net, layout, x, y, likelihood, noise_prior_scale)
+    base = seed_or_draw(seed)
+    specs = [
+        _ChainSpec(log_joint, num_samples, warmup_steps, max_tree_depth, target_accept_prob, init_steps, compile,
+                   derive_seed(base, c))
+        for c in range(num_chains)
+    ]  # fmt: skip
+    if parallel is None:
+        parallel = num_chains > 1 and multiprocessing.cpu_count() > 1
+    start = time.perf_counter()
+    runs = _run_chains(specs, parallel, progress)
+    return _result(log_joint, likelihood, runs, x, time.perf_counter() - start)
+
+
+def _check_options(
+    likelihood: Any,
+    prior_scale: float,
+    noise_prior_scale: float,
+    num_samples: int,
+    warmup_steps: int,
+    num_chains: int,
+    max_tree_depth: int,
+    init_steps: int,
+    target_accept_prob: float,
+) -> None:
+    """The errors of :func:`reference_posterior`'s options, each naming the parameter."""
     if not isinstance(likelihood, (Gaussian, Categorical)):
-        raise _fail(
+        raise invalid(
             "likelihood", _OWNER, "a bayesdrop.Gaussian or bayesdrop.Categorical", type(likelihood).__name__, TypeError
         )
-    prior_scale = check_float(prior_scale, "prior_scale", _OWNER, low=0.0, low_open=True)
-    noise_prior_scale = check_float(noise_prior_scale, "noise_prior_scale", _OWNER, low=0.0, low_open=True)
+    check_float(prior_scale, "prior_scale", _OWNER, low=0.0, low_open=True)
+    check_float(noise_prior_scale, "noise_prior_scale", _OWNER, low=0.0, low_open=True)
     check_int(num_samples, "num_samples", _OWNER, minimum=4)
     check_int(warmup_steps, "warmup_steps", _OWNER, minimum=0)
     check_int(num_chains, "num_chains", _OWNER)
     check_int(max_tree_depth, "max_tree_depth", _OWNER)
     check_int(init_steps, "init_steps", _OWNER, minimum=0)
-    target_accept_prob = check_float(
-        target_accept_prob, "target_accept_prob", _OWNER, low=0.0, high=1.0, low_open=True, high_open=True
-    )
+    check_float(target_accept_prob, "target_accept_prob", _OWNER, low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def _check_data(
+    model: nn.Module, x: Any, y: Any, likelihood: Gaussian | Categorical
+) -> tuple[nn.Module, Tensor, Tensor, int]:
+    """The deterministic network, ``x`` and ``y`` on the CPU in its dtype, and the number of learned noise stds.
+
+    The network runs on one example, so that one that cannot take ``x``, or
+    an output the likelihood cannot read, fails here, before any chain.
+    """
     x = check_tensor(x, "x", _OWNER)
     y = check_tensor(y, "y", _OWNER)
     if x.shape[0] != y.shape[0] or x.shape[0] == 0:
@@ -621,41 +656,31 @@ def reference_posterior(
             )
         learned = not likelihood.heteroscedastic and isinstance(likelihood.log_var, nn.Parameter)
         num_noise = d if learned else 0
-    layout = _layout(net, prior_scale, scale_by_fan_in, num_noise)
-    log_joint = _LogJoint(net, layout, x, y, likelihood, noise_prior_scale)
-    with torch.no_grad():  # a network that cannot take x, or an output the likelihood cannot read, fails here
-        probe = log_joint.output(torch.zeros(layout.prior_std.numel() + num_noise, dtype=dtype), x[:1])
+    probe_layout = _layout(net, 1.0, True, num_noise)
+    probe_joint = _LogJoint(net, probe_layout, x, y, likelihood, 1.0)
+    with torch.no_grad():
+        probe = probe_joint.output(torch.zeros(probe_layout.prior_std.numel() + num_noise, dtype=dtype), x[:1])
     if isinstance(likelihood, Gaussian):
         likelihood.split(probe.reshape(1, -1))
-    base = int(torch.randint(0, 2**62, ()).item()) if seed is None else seed
-    specs = [
-        _ChainSpec(
-            log_joint,
-            num_samples,
-            warmup_steps,
-            max_tree_depth,
-            target_accept_prob,
-            init_steps,
-            compile,
-            derive_seed(base, c),
-        )
-        for c in range(num_chains)
-    ]
-    if parallel is None:
-        parallel = num_chains > 1 and multiprocessing.cpu_count() > 1
-    start = time.perf_counter()
-    runs = _run_chains(specs, parallel, progress)
-    seconds = time.perf_counter() - start
+    return net, x, y, num_noise
+
+
+def _result(
+    log_joint: _LogJoint, likelihood: Gaussian | Categorical, runs: list[dict[str, Any]], x: Tensor, seconds: float
+) -> ReferencePosterior:
+    """The chains' draws with their convergence diagnostics in function space."""
+    num_chains, layout = len(runs), log_joint.layout
+    num_noise = layout.num_noise
     chains = torch.stack([r["theta"] for r in runs])  # (C, S, P)
     theta = chains.reshape(-1, chains.shape[-1])
-    preds = _function_space(log_joint, theta, x[:500]).reshape(num_chains, num_samples, -1)
+    preds = _function_space(log_joint, theta, x[:500]).reshape(num_chains, chains.shape[1], -1)
     r_hat = split_gelman_rubin(preds, chain_dim=0, sample_dim=1)
     ess = effective_sample_size(preds, chain_dim=0, sample_dim=1)
     samples = {n: t.clone() for n, t in layout.unflatten(theta).items()}
     if num_noise:
         samples["noise_std"] = theta[:, -num_noise:].exp()
     return ReferencePosterior(
-        model=net,
+        model=log_joint.net,
         likelihood=likelihood,
         samples=samples,
         num_chains=num_chains,
@@ -667,177 +692,3 @@ def reference_posterior(
         _theta=theta,
         _log_joint=log_joint,
     )
-
-
-# --------------------------------------------------------------------------- comparing predictives
-
-
-def wasserstein2(a: ArrayLike, b: ArrayLike) -> Any:
-    r"""Exact 1-D Wasserstein-2 distance between two empirical distributions, per column.
-
-    .. math:: W_2^2 = \int_0^1 \big(F_a^{-1}(u) - F_b^{-1}(u)\big)^2 \, du
-
-    with the empirical quantile functions (step functions), integrated exactly
-    over the union of their breakpoints, so the sample sizes may differ.
-
-    Parameters
-    ----------
-    a : array (S, N)
-    b : array (S', N)
-        Samples on axis 0, N independent distributions on axis 1.
-
-    Returns
-    -------
-    ndarray (N,)
-
-    Examples
-    --------
-    >>> wasserstein2([[0.0], [1.0]], [[0.5], [1.5]]).tolist()
-    [0.5]
-    """
-    x = np.sort(as_float(a, "a"), axis=0)
-    z = np.sort(as_float(b, "b"), axis=0)
-    if x.ndim != 2 or z.ndim != 2 or x.shape[1] != z.shape[1]:
-        raise ValueError(f"The 'a' and 'b' parameters must be (S, N) and (S', N). Got {x.shape} and {z.shape} instead.")
-    u = np.union1d(np.arange(1, len(x) + 1) / len(x), np.arange(1, len(z) + 1) / len(z))
-    width = np.diff(u, prepend=0.0)
-    mid = u - width / 2
-    ia = np.minimum((mid * len(x)).astype(np.int64), len(x) - 1)
-    ib = np.minimum((mid * len(z)).astype(np.int64), len(z) - 1)
-    return np.sqrt(width @ (x[ia] - z[ib]) ** 2)
-
-
-def _as_samples(value: Any, name: str) -> np.ndarray:
-    return as_float(value.detach().cpu().double().numpy() if isinstance(value, Tensor) else value, name)
-
-
-def _regression_parts(s: np.ndarray, name: str, n: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    if s.ndim == 2:
-        s = s[..., None]
-    if s.ndim != 3 or s.shape[-1] not in (1, 2) or (n is not None and s.shape[1] != n):
-        want = "(S, N), (S, N, 1) means or (S, N, 2) means and log-variances" + (f" with N = {n}" if n else "")
-        raise ValueError(f"The '{name}' parameter of compare must have shape {want}. Got {s.shape} instead.")
-    return s[..., 0], (np.exp(s[..., 1]) if s.shape[-1] == 2 else None)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(-1, keepdims=True))
-
-
-def compare(
-    samples: ArrayLike,
-    reference: ArrayLike,
-    y: ArrayLike | None = None,
-    *,
-    task: Task,
-    level: float = 0.95,
-) -> dict[str, float]:
-    r"""Predictive distances between two sets of samples on the same inputs.
-
-    Classification (samples are logits ``(S, N, K)``, as :func:`bayesdrop.sample`
-    returns them; the predictive is the mean of the per-sample softmax):
-
-    - ``agreement``: the fraction of inputs whose predicted class (argmax of
-      the predictive) is the same on both sides;
-    - ``total_variation``: :math:`\frac1N \sum_n \frac12 \lVert p_n - q_n \rVert_1`
-      (Izmailov et al. 2021, sec. 4);
-    - with ``y``: ``accuracy``, ``nll`` and ``reference_accuracy``, ``reference_nll``.
-
-    Regression (one target; samples are ``(S, N)`` or ``(S, N, 1)`` means, or
-    ``(S, N, 2)`` means and log-variances, the layout of
-    :meth:`ReferencePosterior.predict` and of ``sample(nn.Sequential(net,
-    likelihood), x)``):
-
-    - ``w2``: the exact 1-D Wasserstein-2 distance between the two sets of
-      sampled means at each input, averaged over inputs (function space: the
-      posteriors over the regression function, without the noise);
-    - ``std_ratio``: the geometric mean over inputs of the ratio of the
-      standard deviations of the sampled means (< 1: the samples are more
-      confident than the reference);
-    - ``predictive_std_ratio`` (both sides with log-variances): the same with
-      the total predictive std :math:`\sqrt{\mathrm{Var}_t[\mu_t] +
-      \mathrm{E}_t[\sigma_t^2]}`;
-    - with ``y`` (log-variances needed): ``nll`` (the MC mixture NLL),
-      ``coverage`` of the central ``level`` Gaussian interval of the total
-      predictive std, and ``reference_nll``, ``reference_coverage``.
-
-    Parameters
-    ----------
-    samples, reference : array or Tensor
-        The two sets of samples; the sample counts may differ, the inputs not.
-    y : array, optional
-        Targets of the N inputs.
-    task : {"classification", "regression"}
-    level : float
-        Interval level for the coverage.
-
-    Returns
-    -------
-    dict of str to float
-
-    Raises
-    ------
-    ValueError
-        Mismatched shapes, an unknown task, NaN values, ``y`` without
-        log-variances in a regression.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a = np.random.default_rng(0).normal(size=(100, 5))
-    >>> compare(a, a, task="regression")
-    {'w2': 0.0, 'std_ratio': 1.0}
-    """
-    check_option(task, "task", "compare", ("classification", "regression"))
-    level = check_float(level, "level", "compare", low=0.0, high=1.0, low_open=True, high_open=True)
-    s = _as_samples(samples, "samples")
-    r = _as_samples(reference, "reference")
-    target = None if y is None else np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y)
-    if task == "classification":
-        if s.ndim != 3 or r.ndim != 3 or s.shape[1:] != r.shape[1:]:
-            raise ValueError(
-                "The 'samples' and 'reference' parameters of compare must be logits (S, N, K) with the same N and K. "
-                f"Got {s.shape} and {r.shape} instead."
-            )
-        p, q = _softmax(s).mean(0), _softmax(r).mean(0)
-        out = {
-            "agreement": float(np.mean(p.argmax(-1) == q.argmax(-1))),
-            "total_variation": float(np.mean(0.5 * np.abs(p - q).sum(-1))),
-        }
-        if target is not None:
-            for prefix, probs in (("", p), ("reference_", q)):
-                probs = probs / probs.sum(-1, keepdims=True)
-                out[prefix + "accuracy"] = M.accuracy(probs, target)
-                out[prefix + "nll"] = M.nll(probs, target)
-        return out
-    mean_s, var_s = _regression_parts(s, "samples", None)
-    mean_r, var_r = _regression_parts(r, "reference", mean_s.shape[1])
-    std_s, std_r = mean_s.std(0), mean_r.std(0)
-    with np.errstate(divide="ignore", invalid="ignore"):  # a zero std gives a ratio of 0 or inf, both zero: NaN
-        out = {
-            "w2": float(np.mean(wasserstein2(mean_s, mean_r))),
-            "std_ratio": float(np.exp(np.mean(np.log(std_s) - np.log(std_r)))),
-        }
-        if var_s is not None and var_r is not None:
-            tot_s = np.sqrt(std_s**2 + var_s.mean(0))
-            tot_r = np.sqrt(std_r**2 + var_r.mean(0))
-            out["predictive_std_ratio"] = float(np.exp(np.mean(np.log(tot_s) - np.log(tot_r))))
-    if target is not None:
-        t = as_float(target, "y").reshape(-1)
-        if t.shape[0] != mean_s.shape[1]:
-            raise ValueError(
-                f"The 'y' parameter of compare must have {mean_s.shape[1]} targets. Got {t.shape[0]} instead."
-            )
-        for prefix, mu, var in (("", mean_s, var_s), ("reference_", mean_r, var_r)):
-            side = "samples" if not prefix else "reference"
-            if var is None:
-                raise ValueError(
-                    f"The '{side}' parameter of compare must carry log-variances, shape (S, N, 2), when 'y' is given "
-                    "(sample nn.Sequential(net, likelihood) to get them)."
-                )
-            out[prefix + "nll"] = M.mixture_nll(mu, t, np.sqrt(var))
-            total = np.sqrt(mu.var(0) + var.mean(0))
-            out[prefix + "coverage"] = M.interval_coverage(mu.mean(0), total, t, level)
-    return out

@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import os
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import plots
-from ._io import atomic_dir
+from .files import atomic_dir
 
 if TYPE_CHECKING:
     from .evaluation import Evaluation
@@ -23,95 +26,119 @@ if TYPE_CHECKING:
 __all__ = ["write_report"]
 
 
-def _figures(ev: Evaluation) -> dict[str, Any]:
-    """name -> (draw function taking ax, caption)."""
+#: One line per metric: what it measures and which way is better (shown beside the table).
+METRIC_NOTES = {
+    "accuracy": "fraction of examples whose most probable class is right (higher is better)",
+    "nll": "mean negative log-likelihood of the true label or target, nats (lower is better)",
+    "brier": "mean squared error of the probability vector against the one-hot label (lower is better)",
+    "ece": "expected calibration error: |accuracy - confidence| averaged over 15 confidence bins (lower is better)",
+    "mce": "maximum calibration error: the worst bin's |accuracy - confidence| (lower is better)",
+    "aurc": "area under the risk-coverage curve, ranking by confidence (lower is better)",
+    "misclassification_auroc": "how well confidence separates right from wrong predictions, 0.5 is chance (higher is better)",
+    "rmse": "root mean squared error of the predictive mean (lower is better)",
+    "crps": "continuous ranked probability score of the Gaussian predictive (lower is better)",
+    "coverage_95": "fraction of targets inside the central 95% interval (0.95 is calibrated)",
+    "width_95": "mean width of the central 95% interval (narrower is better at the right coverage)",
+    "miscalibration_area": "area between observed and expected interval coverage (lower is better)",
+    "mixture_nll": "NLL of the MC mixture of the T sampled Gaussians (defined for the MC predictive only)",
+}
+
+
+def _classification_figures(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    y = ev.targets.astype(int)
+    per = ev.per_example
+    return [
+        ("reliability", "Reliability diagram of the MC predictive (bars) and the deterministic pass (line).",
+         lambda ax: plots.reliability_diagram(ev.mc_predictive, y, ax=ax, overlay=ev.det_predictive)),
+        ("risk_coverage", "Selective risk against coverage, ranked by confidence.",
+         lambda ax: plots.risk_coverage(ev.mc_predictive, y, ax=ax, overlay=ev.det_predictive)),
+        ("uncertainty_vs_error", "Error against predictive entropy (mean per decile).",
+         lambda ax: plots.uncertainty_vs_error(per["entropy"], per["error"], ax=ax,
+                                               xlabel="predictive entropy (nats)", ylabel="error rate")),
+        ("gap_histogram", "Per-example KL between the MC and deterministic predictives.",
+         lambda ax: plots.gap_histogram(per["gap_kl"], ax=ax)),
+        ("convergence", "MC nll against the number of samples T, with jackknife standard errors.",
+         lambda ax: plots.convergence(ev, "nll", ax=ax)),
+    ]  # fmt: skip
+
+
+def _regression_figures(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    # D targets: every (example, target) pair is one point of the figures.
+    mean, std = ev.mc_predictive[..., 0].ravel(), ev.mc_predictive[..., 1].ravel()
+    y, error, det_mean = ev.targets.ravel(), ev.per_example["abs_error"].ravel(), ev.det_predictive[..., 0].ravel()
+    return [
+        ("regression_calibration", "Observed against expected coverage of central intervals (MC predictive).",
+         lambda ax: plots.regression_calibration(mean, std, y, ax=ax, label="MC predictive")),
+        ("uncertainty_vs_error", "Absolute error against the predictive std (mean per decile).",
+         lambda ax: plots.uncertainty_vs_error(std, error, ax=ax, xlabel="predictive std", ylabel="|error|")),
+        ("gap_histogram", "Per-example difference between the MC mean and the deterministic mean.",
+         lambda ax: plots.gap_histogram(mean - det_mean, ax=ax, xlabel="MC mean - deterministic mean")),
+        ("convergence", "MC rmse against the number of samples T, with jackknife standard errors.",
+         lambda ax: plots.convergence(ev, "rmse", ax=ax)),
+    ]  # fmt: skip
+
+
+def _figure_sections(ev: Evaluation, folder: Path) -> list[str]:
+    """Draw each figure into ``folder`` as a PNG and return the page's ``<figure>`` elements (images inlined)."""
     import matplotlib.pyplot as plt
 
-    figs: dict[str, Any] = {}
-
-    def new() -> Any:
+    specs = _classification_figures(ev) if ev.task == "classification" else _regression_figures(ev)
+    sections = []
+    for name, caption, draw in specs:
         fig, ax = plt.subplots(figsize=(5.5, 5))
-        return fig, ax
-
-    def add(name: str, caption: str, draw: Any) -> None:
-        fig, ax = new()
         draw(ax)
         fig.tight_layout()
-        figs[name] = (fig, caption)
+        path = folder / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        sections.append(
+            f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    return sections
 
-    if ev.task == "classification":
-        y = ev.targets.astype(int)
-        add(
-            "reliability",
-            "Reliability diagram of the MC predictive (bars) and the deterministic pass (line).",
-            lambda ax: plots.reliability_diagram(ev.mc_predictive, y, ax=ax, overlay=ev.det_predictive),
-        )
-        add(
-            "risk_coverage",
-            "Selective risk against coverage, ranked by confidence.",
-            lambda ax: plots.risk_coverage(ev.mc_predictive, y, ax=ax, overlay=ev.det_predictive),
-        )
-        add(
-            "uncertainty_vs_error",
-            "Error against predictive entropy (mean per decile).",
-            lambda ax: plots.uncertainty_vs_error(
-                ev.per_example["entropy"],
-                ev.per_example["error"],
-                ax=ax,
-                xlabel="predictive entropy (nats)",
-                ylabel="error rate",
-            ),
-        )
-        add(
-            "gap_histogram",
-            "Per-example KL between the MC and deterministic predictives.",
-            lambda ax: plots.gap_histogram(ev.per_example["gap_kl"], ax=ax),
-        )
-        metric = "nll"
-    else:
-        # D targets: every (example, target) pair is one point of the figures.
-        mean, std = ev.mc_predictive[..., 0].ravel(), ev.mc_predictive[..., 1].ravel()
-        add(
-            "regression_calibration",
-            "Observed against expected coverage of central intervals (MC predictive).",
-            lambda ax: plots.regression_calibration(mean, std, ev.targets.ravel(), ax=ax, label="MC predictive"),
-        )
-        add(
-            "uncertainty_vs_error",
-            "Absolute error against the predictive std (mean per decile).",
-            lambda ax: plots.uncertainty_vs_error(
-                std, ev.per_example["abs_error"].ravel(), ax=ax, xlabel="predictive std", ylabel="|error|"
-            ),
-        )
-        add(
-            "gap_histogram",
-            "Per-example difference between the MC mean and the deterministic mean.",
-            lambda ax: plots.gap_histogram(
-                mean - ev.det_predictive[..., 0].ravel(), ax=ax, xlabel="MC mean - deterministic mean"
-            ),
-        )
-        metric = "rmse"
-    add(
-        "convergence",
-        f"MC {metric} against the number of samples T, with jackknife standard errors.",
-        lambda ax: plots.convergence(ev, metric, ax=ax),
-    )
-    return figs
+
+def _cell(value: float | None) -> str:
+    """A metric's value, or "not defined" where it does not apply (a NaN, or absent on that side)."""
+    if value is None or not math.isfinite(value):
+        return '<td class="na">not defined</td>'
+    return f"<td>{value:.4f}</td>"
 
 
 def _table(ev: Evaluation) -> str:
     keys = list(dict.fromkeys([*ev.mc, *ev.deterministic]))
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{ev.mc.get(k, float('nan')):.4f}</td>"
-        f"<td>{ev.deterministic.get(k, float('nan')):.4f}</td></tr>"
+        f"<tr><td>{html.escape(k)}</td>{_cell(ev.mc.get(k))}{_cell(ev.deterministic.get(k))}"
+        f'<td class="note">{html.escape(METRIC_NOTES.get(k.split("[")[0], ""))}</td></tr>'
         for k in keys
     )
-    gap = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in ev.gap.items())
+    gap = "".join(f"<tr><td>{html.escape(k)}</td>{_cell(v)}</tr>" for k, v in ev.gap.items())
     return (
-        "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th></tr>"
+        "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th><th>meaning</th></tr>"
         f"{rows}</table><h2>Gap: MC ensemble vs deterministic</h2><table><tr><th>measure</th><th>value</th></tr>"
         f"{gap}</table>"
     )
+
+
+def _about(ev: Evaluation) -> str:
+    """Model, data, likelihood, T, N and the date, from the evaluation's ``meta`` where the caller gave them."""
+    meta = ev.meta
+    items = [
+        ("model", meta.get("model", "not given (set evaluation.meta['model'])")),
+        ("method", meta.get("method")),
+        ("data", meta.get("data", "not given (set evaluation.meta['data'])")),
+        ("likelihood", meta.get("likelihood")),
+        ("MC samples T", ev.num_samples),
+        ("examples N", len(ev.targets)),
+        ("written", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+    ]
+    rows = "".join(
+        f'<tr><th>{html.escape(k)}</th><td class="text">{html.escape(str(v))}</td></tr>'
+        for k, v in items
+        if v is not None
+    )
+    return f"<table>{rows}</table>"
 
 
 def write_report(evaluation: Evaluation, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -125,6 +152,14 @@ def write_report(evaluation: Evaluation, out_dir: str | os.PathLike[str], *, ove
         The report folder to create.
     overwrite : bool
         Replace an existing folder (otherwise ``FileExistsError``).
+
+    Notes
+    -----
+    The page names the model, the method and the data from
+    ``evaluation.meta`` (keys ``"model"``, ``"method"``, ``"data"``; set them
+    before writing), the likelihood, T, N and the date; every metric has a
+    one-line explanation, and a metric that does not apply to one side shows
+    "not defined".
 
     Returns
     -------
@@ -140,29 +175,23 @@ def write_report(evaluation: Evaluation, out_dir: str | os.PathLike[str], *, ove
 
     out = Path(out_dir)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"Report folder {out} exists; pass overwrite=True to replace it.")
+        raise FileExistsError(
+            f"Report folder {out} exists; pass overwrite=True (bayesdrop report: --overwrite) to replace it."
+        )
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(evaluation.to_dict(), indent=2, allow_nan=False))
         with matplotlib.rc_context({"backend": "Agg"}):
-            import matplotlib.pyplot as plt
-
-            sections = []
-            for name, (fig, caption) in _figures(evaluation).items():
-                path = tmp / f"{name}.png"
-                fig.savefig(path, dpi=100)
-                plt.close(fig)
-                data = base64.b64encode(path.read_bytes()).decode("ascii")
-                sections.append(
-                    f'<figure><img alt="{name}" src="data:image/png;base64,{data}">'
-                    f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-                )
-        title = f"bayesdrop report: {evaluation.task}, T={evaluation.num_samples}, N={len(evaluation.targets)}"
+            sections = _figure_sections(evaluation, tmp)
+        name = evaluation.meta.get("model")
+        title = f"bayesdrop report: {evaluation.task}" + (f", {name}" if name else "")
         page = (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}figure{display:inline-block;margin:8px}"
-            f"img{{max-width:520px}}</style></head><body><h1>{html.escape(title)}</h1>{_table(evaluation)}"
-            f"<h2>Figures</h2>{''.join(sections)}</body></html>"
+            "td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td.note,td.text{text-align:left}"
+            "td.note{color:#555;font-size:90%}td.na{color:#888;font-style:italic}"
+            "figure{display:inline-block;margin:8px}"
+            f"img{{max-width:520px}}</style></head><body><h1>{html.escape(title)}</h1>{_about(evaluation)}"
+            f"{_table(evaluation)}<h2>Figures</h2>{''.join(sections)}</body></html>"
         )
         (tmp / "index.html").write_text(page)
     return out

@@ -47,8 +47,7 @@ With ``random_state`` set, a given call is reproducible.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal, get_args
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -57,102 +56,16 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._checks import check_float, check_int, check_option, check_probability
-from ._distributed import seeded
+from ._distributed import seed_or_draw, seeded
 from .likelihoods import Categorical, Gaussian
-from .nn import ConcreteDropout, Dropout, GaussianDropout, VariationalLinear
-from .nn.variational import AlphaMode
-from .sampling import sample
+from .mlp import METHODS, Method, Standardized, build_mlp, standardization
+from .montecarlo import sample
 from .training import fit
 
-__all__ = ["DropoutClassifier", "DropoutRegressor", "build_mlp"]
-
-Method = Literal["variational", "mc", "gaussian", "concrete"]
-METHODS: tuple[Method, ...] = get_args(Method)
-
-
-def build_mlp(
-    n_in: int,
-    hidden: tuple[int, ...],
-    n_out: int,
-    method: Method,
-    p: float,
-    *,
-    alpha: AlphaMode = "weight",
-    lengthscale: float = 1e-2,
-) -> nn.Sequential:
-    """The estimators' network: ReLU MLP with noise before every linear layer.
-
-    Parameters
-    ----------
-    n_in, n_out : int
-        Input and output widths.
-    hidden : tuple of int
-        Hidden widths.
-    method : {"variational", "mc", "gaussian", "concrete"}
-        The noise (see the module docstring).
-    p : float
-        The dropout rate (the initial one for "variational" and "concrete").
-    alpha : {"weight", "input", "layer"}
-        The alpha of the variational layers (see :class:`bayesdrop.nn.VariationalLinear`).
-    lengthscale : float
-        The weight prior's length-scale of the concrete-dropout layers (see
-        :class:`bayesdrop.nn.ConcreteDropout`).
-
-    Returns
-    -------
-    nn.Sequential
-    """
-    layers: list[nn.Module] = []
-    sizes = [n_in, *hidden]
-    for i, width in enumerate([*hidden, n_out]):
-        if method == "variational":
-            layers.append(
-                VariationalLinear(
-                    sizes[i],
-                    width,
-                    alpha=alpha,
-                    init_log_alpha=max(math.log(p / (1 - p)), -8.0) if p > 0 else -8.0,
-                )
-            )
-        elif method == "concrete":
-            layers.append(ConcreteDropout(nn.Linear(sizes[i], width), init_p=max(p, 1e-3), lengthscale=lengthscale))
-        else:
-            layers.append(Dropout(p) if method == "mc" else GaussianDropout(p))
-            layers.append(nn.Linear(sizes[i], width))
-        if i < len(hidden):
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-class Standardized(nn.Module):
-    """Raw inputs -> network -> raw-unit predictive parameters.
-
-    Regression: ``(N, 2)`` means and log-variances in the target's units;
-    classification: logits.
-    """
-
-    def __init__(
-        self, net: nn.Module, likelihood: nn.Module, x_mean: Tensor, x_std: Tensor, y_mean: float, y_std: float
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.likelihood = likelihood
-        self.register_buffer("x_mean", x_mean)
-        self.register_buffer("x_std", x_std)
-        self.y_mean, self.y_std = y_mean, y_std
-
-    x_mean: Tensor
-    x_std: Tensor
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.net((x - self.x_mean) / self.x_std)
-        if isinstance(self.likelihood, Gaussian):
-            mean, log_var = self.likelihood.split(out)
-            return torch.cat([mean * self.y_std + self.y_mean, log_var + 2 * math.log(self.y_std)], -1)
-        return out
+__all__ = ["DropoutClassifier", "DropoutRegressor", "from_state"]
 
 
 class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
@@ -171,7 +84,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         kl_warmup_epochs: int | None = None,
         num_samples: int = 100,
         random_state: Any = None,
-        progress: bool = False,
+        progress: bool | None = False,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.method = method
@@ -222,9 +135,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
     ) -> None:
         hidden = self._check_params()
         x = torch.tensor(X, dtype=torch.float32)
-        x_mean = x.mean(0)
-        x_std = x.std(0, unbiased=False)
-        x_std = torch.where(x_std > 0, x_std, torch.ones_like(x_std))
+        x_mean, x_std = (torch.tensor(a, dtype=torch.float32) for a in standardization(X))
         seed = self._seed(0)
         with seeded(seed):
             net = build_mlp(X.shape[1], hidden, n_out, self.method, self.p)
@@ -240,7 +151,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
             seed=seed,
             progress=self.progress,
         )
-        self.model_ = Standardized(net, likelihood, x_mean, x_std, self._y_mean, self._y_std)
+        self.model_ = Standardized(net, likelihood, x_mean, x_std, self.y_mean_, self.y_std_)
 
     def _samples(self, X: Any, num_samples: int | None) -> Tensor:
         check_is_fitted(self, "model_")
@@ -248,24 +159,11 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         t = check_int(self.num_samples if num_samples is None else num_samples, "num_samples", type(self).__name__)
         return sample(self.model_, torch.tensor(X, dtype=torch.float32), t, seed=self._seed(1)).double()
 
-    # model files -----------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
-        """Everything needed to rebuild the fitted estimator, as tensors and plain data."""
-        check_is_fitted(self, "model_")
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        return {
-            "format": "bayesdrop-model",
-            "version": 1,
-            "estimator": type(self).__name__,
-            "params": params,
-            "n_features_in": int(self.n_features_in_),
-            "state": self.model_.state_dict(),
-            "y_mean": float(self._y_mean),
-            "y_std": float(self._y_std),
-            "classes": [c.item() if hasattr(c, "item") else c for c in getattr(self, "classes_", [])],
-        }
+        """Everything needed to rebuild the fitted estimator (see :mod:`bayesdrop.model_file`)."""
+        from .model_file import estimator_state
+
+        return estimator_state(self)
 
 
 class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
@@ -328,7 +226,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         kl_warmup_epochs: int | None = None,
         num_samples: int = 100,
         random_state: Any = None,
-        progress: bool = False,
+        progress: bool | None = False,
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -349,11 +247,10 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         """Fit the network and its noise to ``X`` (n_samples, n_features) and ``y`` (n_samples,)."""
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        self._y_mean = float(y.mean())
-        std = float(y.std())
-        self._y_std = std if std > 0 else 1.0
+        y_mean, y_std = standardization(y)
+        self.y_mean_, self.y_std_ = float(y_mean), float(y_std)
         lik = Gaussian(heteroscedastic=bool(self.heteroscedastic))
-        self._fit_net(X, (y - self._y_mean) / self._y_std, lik, lik.num_outputs)
+        self._fit_net(X, (y - self.y_mean_) / self.y_std_, lik, lik.num_outputs)
         return self
 
     def _moments(self, X: Any, num_samples: int | None = None) -> tuple[Tensor, Tensor]:
@@ -388,7 +285,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         mu, log_var = self._moments(X, num_samples)
         gen = torch.Generator()
         seed = self._seed(2)
-        gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, ())))
+        gen.manual_seed(seed_or_draw(seed))
         eps = torch.randn(mu.shape, generator=gen, dtype=mu.dtype)
         out: npt.NDArray[Any] = (mu + log_var.mul(0.5).exp() * eps).numpy()
         return out
@@ -442,7 +339,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         kl_warmup_epochs: int | None = None,
         num_samples: int = 100,
         random_state: Any = None,
-        progress: bool = False,
+        progress: bool | None = False,
     ) -> None:
         super().__init__(
             hidden_layer_sizes,
@@ -463,7 +360,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
-        self._y_mean, self._y_std = 0.0, 1.0
+        self.y_mean_, self.y_std_ = 0.0, 1.0
         self._fit_net(X, encoded.astype(np.int64), Categorical(), max(len(self.classes_), 2))
         return self
 
@@ -489,39 +386,17 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
 
 
 def from_state(state: dict[str, Any]) -> DropoutRegressor | DropoutClassifier:
-    """Rebuild a fitted estimator from :meth:`to_state`'s dictionary."""
-    if not isinstance(state, dict) or state.get("format") != "bayesdrop-model":
-        raise ValueError("not a bayesdrop model file (no 'format': 'bayesdrop-model' entry)")
-    required = ("estimator", "params", "n_features_in", "y_mean", "y_std", "state", "classes")
-    missing = [k for k in required if k not in state]
-    if missing:
-        raise ValueError(
-            f"The 'state' parameter of from_state is an incomplete bayesdrop model: missing {', '.join(missing)} "
-            f"(it needs {', '.join(required)})."
-        )
-    estimators = {"DropoutRegressor": DropoutRegressor, "DropoutClassifier": DropoutClassifier}
-    if state["estimator"] not in estimators:
-        raise ValueError(
-            "The 'state' parameter of from_state must name one of 'DropoutRegressor', 'DropoutClassifier'. "
-            f"Got {state['estimator']!r} instead."
-        )
-    cls = estimators[state["estimator"]]
-    params = dict(state["params"])
-    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-    est = cls(**params)
-    est.n_features_in_ = state["n_features_in"]
-    est._y_mean, est._y_std = state["y_mean"], state["y_std"]
-    hidden = est._check_params()
-    if cls is DropoutClassifier:
-        est.classes_ = np.array(state["classes"])
-        lik: Gaussian | Categorical = Categorical()
-        n_out = max(len(est.classes_), 2)
-    else:
-        lik = Gaussian(heteroscedastic=bool(params["heteroscedastic"]))
-        n_out = lik.num_outputs
-    net = build_mlp(est.n_features_in_, hidden, n_out, est.method, est.p)
-    sd = state["state"]
-    est.model_ = Standardized(net, lik, sd["x_mean"], sd["x_std"], est._y_mean, est._y_std)
-    est.model_.load_state_dict(sd)
-    est.model_.eval()
-    return est
+    """Rebuild a fitted estimator from :meth:`to_state`'s dictionary (see :mod:`bayesdrop.model_file`).
+
+    Parameters
+    ----------
+    state : dict
+        What ``to_state`` returned (a model file's contents).
+
+    Returns
+    -------
+    DropoutRegressor or DropoutClassifier
+    """
+    from .model_file import estimator_from_state
+
+    return estimator_from_state(state)

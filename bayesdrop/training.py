@@ -25,19 +25,19 @@ import copy
 import math
 import os
 from collections.abc import Callable, Iterable, Sized
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data.distributed import DistributedSampler
-from tqdm.auto import tqdm
 
-from . import _data
-from . import _distributed as D
+from . import _batches, _calls, _checkpoint
+from . import _distributed as distributed
+from ._checkpoint import load_checkpoint, save_atomic
 from ._checks import check_float, check_int
-from ._io import atomic_write
+from ._progress import progress_bar
 from .likelihoods import Categorical, Gaussian
 from .nn._protocol import StochasticModule, deterministic
 from .nn.variational import kl_divergence
@@ -84,36 +84,6 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename over it.
-
-    Parameters
-    ----------
-    obj : object
-        What ``torch.save`` writes.
-    path : path
-        Destination; its folder is created.
-    """
-    atomic_write(path, lambda fh: torch.save(obj, fh))
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`fit` (``weights_only=True``: data, never code).
-
-    Parameters
-    ----------
-    path : path
-        A checkpoint file.
-
-    Returns
-    -------
-    dict
-        The checkpoint's state (model, likelihood, optimiser, history, RNG states, ...).
-    """
-    state: dict[str, Any] = torch.load(path, weights_only=True)
-    return state
 
 
 def _elbo(
@@ -223,38 +193,62 @@ def _param_groups(model: nn.Module, likelihood: Likelihood, weight_decay: float 
     return [first, {"params": noisy, "weight_decay": 0.0}]
 
 
-# ----------------------------------------------------------------- RNG states
-
-
-def _rng_state(device: torch.device) -> dict[str, Tensor]:
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Tensor], device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 # ----------------------------------------------------------------- the run
 
 
 @dataclass
+class _Sums:
+    """Running sums of the current epoch (this rank's batches)."""
+
+    loss: float = 0.0  # loss per example times the batch's examples, summed
+    nll: float = 0.0  # NLL per example times the batch's examples, summed
+    examples: float = 0.0
+    kl: float = 0.0  # KL of each batch, summed
+    batches: float = 0.0
+
+    def add(self, loss: float, nll: float, kl: float, examples: int) -> _Sums:
+        return _Sums(self.loss + loss * examples, self.nll + nll * examples, self.examples + examples, self.kl + kl,
+                     self.batches + 1)  # fmt: skip
+
+    def total(self, over_ranks: bool) -> _Sums:
+        """These sums, added over the ranks when the data is sharded."""
+        t = torch.tensor([getattr(self, f.name) for f in fields(self)], dtype=torch.float64)
+        return _Sums(*(distributed.all_reduce_sum(t) if over_ranks else t).tolist())
+
+
+@dataclass
 class _Run:
-    """What a checkpoint holds besides the model, likelihood, optimiser and scheduler."""
+    """The state of a run that a checkpoint holds besides the model, likelihood, optimiser and scheduler."""
 
     history: History
     epoch: int = 0
     batch: int = 0  # batches of `epoch` already done
-    sums: list[float] = field(default_factory=lambda: [0.0] * 5)  # loss*k, nll*k, k, kl, batches
+    sums: _Sums = field(default_factory=_Sums)
     best_val: float = math.inf
     best_state: dict[str, Any] | None = None
     bad_epochs: int = 0
     epoch_rng: dict[str, Tensor] = field(default_factory=dict)  # RNG + loader order at the epoch's start
     batch_rng: dict[str, Tensor] = field(default_factory=dict)  # RNG at the start of batch `batch`
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> _Run:
+        fields_ = {
+            k: saved[k] for k in ("epoch", "batch", "best_val", "best_state", "bad_epochs", "epoch_rng", "batch_rng")
+        }
+        return cls(History(**saved["history"]), sums=_Sums(**saved["sums"]), **fields_)
+
+
+@dataclass(frozen=True)
+class _KLSchedule:
+    """The KL weight per example: ``scale / dataset_size``, warmed up linearly over ``warmup`` epochs."""
+
+    scale: float
+    warmup: int
+    dataset_size: int
+
+    def at(self, t: float) -> float:
+        """The multiplier of KL / N at epoch ``t`` (fractional within an epoch)."""
+        return self.scale * (min(1.0, t / self.warmup) if self.warmup else 1.0)
 
 
 @dataclass
@@ -267,46 +261,43 @@ class _Trainer:
     sched: Any
     data: Iterable[Any]
     val: Iterable[Any] | None
-    device: torch.device
-    dtype: torch.dtype
-    n: int  # dataset size in the KL weight
-    kl_scale: float
-    warmup: int
-    output: _data.Output
+    kl: _KLSchedule
+    output: _calls.Output
+    target: str
     checkpoint: str | os.PathLike[str] | None
 
     def __post_init__(self) -> None:
         self.bar: Any = None  # the progress bar of the run
-        self.net = _data.unwrap(self.model)
+        self.net = _calls.unwrap(self.model)
+        self.device, self.dtype = _calls.device_dtype(self.net)
         self.num_batches: int | None = None  # for the KL warm-up within an epoch; unknown for a stream
         with contextlib.suppress(TypeError):
             self.num_batches = len(self.data) if isinstance(self.data, Sized) else None
         # Several processes share one model (DDP) and shard the data: gradients of the likelihood (outside the
         # DDP wrapper) are averaged and the epoch's sums are added over ranks.
         self.ddp = isinstance(self.model, nn.parallel.DistributedDataParallel)
-        self.sharded = isinstance(_data.sampler_of(self.data), DistributedSampler)
-        self.shared = (self.ddp or self.sharded) and D.is_distributed()  # one run over several ranks
+        self.sharded = isinstance(_batches.sampler_of(self.data), DistributedSampler)
+        self.shared = (self.ddp or self.sharded) and distributed.is_distributed()  # one run over several ranks
 
     # -- one step ---------------------------------------------------------------
     def step(self, x: Any, y: Tensor, t: float) -> tuple[float, float, float, int]:
-        x = _data.to_model(x, self.device, self.dtype)
-        y = _data.to_model(y, self.device, self.dtype)
-        scale = self.kl_scale * (min(1.0, t / self.warmup) if self.warmup else 1.0)
-        out = _data.select(_data.call(self.model, x), self.output, "fit")
-        loss, nll, kl = _elbo(self.net, self.likelihood, out, y, self.n, scale)
+        x = _calls.to_model(x, self.device, self.dtype)
+        y = _calls.to_model(y, self.device, self.dtype)
+        out = _calls.select_output(_calls.call_model(self.model, x), self.output, "fit")
+        loss, nll, kl = _elbo(self.net, self.likelihood, out, y, self.kl.dataset_size, self.kl.at(t))
         self.opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
-        if self.ddp and D.is_distributed():  # the likelihood is outside the DDP wrapper: average its gradients
+        if self.ddp and distributed.is_distributed():  # the likelihood is outside the DDP wrapper
             for p in self.likelihood.parameters():
                 if p.grad is not None:
-                    D.all_reduce_sum(p.grad).div_(D.world_size())
+                    distributed.all_reduce_sum(p.grad).div_(distributed.world_size())
         self.opt.step()
         return float(loss.detach()), float(nll.detach()), float(kl.detach()), len(y)
 
     # -- one epoch --------------------------------------------------------------
     def epoch(self, run: _Run) -> None:
         """Train one epoch from batch ``run.batch`` on, replaying the order when resuming mid-epoch."""
-        _data.set_epoch(self.data, run.epoch)
+        _batches.set_epoch(self.data, run.epoch)
         if run.batch == 0:
             run.epoch_rng = run.batch_rng = self.capture()
         else:
@@ -317,32 +308,28 @@ class _Trainer:
         if run.batch:
             self.restore(run.batch_rng)
         for i, batch in enumerate(batches, start=run.batch):
-            x, y = _data.split(batch, "data", "fit")
+            x, y = _batches.split_batch(batch, "data", "fit", self.target)
             t = run.epoch + ((i + 1) / self.num_batches if self.num_batches else 1.0)
             loss, nll, kl, k = self.step(x, y, t)
-            sums = [a + b for a, b in zip(run.sums, (loss * k, nll * k, k, kl, 1), strict=True)]
-            run.sums, run.batch, run.batch_rng = sums, i + 1, self.capture()
+            run.sums, run.batch, run.batch_rng = run.sums.add(loss, nll, kl, k), i + 1, self.capture()
             if self.num_batches:
                 self.bar.update()
 
     def capture(self) -> dict[str, Tensor]:
-        """RNG states and the loader's generators: what decides the noise and the order from here on."""
-        return {**_rng_state(self.device), **{f"order_{k}": v for k, v in _data.order_state(self.data).items()}}
+        return _checkpoint.capture(self.data, self.device)
 
     def restore(self, state: dict[str, Tensor]) -> None:
-        _set_rng_state(state, self.device)
-        _data.set_order_state(self.data, {k[6:]: v for k, v in state.items() if k.startswith("order_")})
+        _checkpoint.restore(state, self.data, self.device)
 
     def close_epoch(self, run: _Run) -> dict[str, str]:
         """Record the epoch in the history (summed over ranks), validate, step the scheduler."""
-        sums = torch.tensor(run.sums, dtype=torch.float64)
-        loss_k, nll_k, k, kl, nb = (D.all_reduce_sum(sums) if self.sharded else sums).tolist()
+        sums = run.sums.total(over_ranks=self.sharded)
         h = run.history
         h.epoch.append(run.epoch + 1)
-        h.loss.append(loss_k / k)
-        h.nll.append(nll_k / k)
-        h.kl.append(kl / nb)
-        h.kl_scale.append(h.kl_weight * (min(1.0, (run.epoch + 1) / self.warmup) if self.warmup else 1.0))
+        h.loss.append(sums.loss / sums.examples)
+        h.nll.append(sums.nll / sums.examples)
+        h.kl.append(sums.kl / sums.batches)
+        h.kl_scale.append(self.kl.at(run.epoch + 1) / self.kl.dataset_size)
         postfix = {"loss": f"{h.loss[-1]:.4f}", "kl": f"{h.kl[-1]:.1f}"}
         if self.val is not None:
             v = self.validate()
@@ -356,7 +343,7 @@ class _Trainer:
                 run.bad_epochs += 1
         if self.sched is not None:
             self.sched.step()
-        run.epoch, run.batch, run.sums = run.epoch + 1, 0, [0.0] * 5
+        run.epoch, run.batch, run.sums = run.epoch + 1, 0, _Sums()
         return postfix
 
     def validate(self) -> float:
@@ -365,67 +352,34 @@ class _Trainer:
         assert self.val is not None
         with torch.no_grad(), deterministic(self.net):
             for batch in self.val:
-                x, y = _data.split(batch, "val_data", "fit")
-                x = _data.to_model(x, self.device, self.dtype)
-                y = _data.to_model(y, self.device, self.dtype)
-                out = _data.select(_data.call(self.net, x), self.output, "fit")
+                x, y = _batches.split_batch(batch, "val_data", "fit", self.target)
+                x = _calls.to_model(x, self.device, self.dtype)
+                y = _calls.to_model(y, self.device, self.dtype)
+                out = _calls.select_output(_calls.call_model(self.net, x), self.output, "fit")
                 total += torch.tensor([float(self.likelihood.nll(out, y)) * len(y), len(y)], dtype=torch.float64)
-        if isinstance(_data.sampler_of(self.val), DistributedSampler):
-            D.all_reduce_sum(total)
+        if isinstance(_batches.sampler_of(self.val), DistributedSampler):
+            distributed.all_reduce_sum(total)
         return float(total[0] / total[1])
 
     # -- checkpoints ------------------------------------------------------------
+    def _modules(self) -> dict[str, Any]:
+        return {"model": self.net, "likelihood": self.likelihood, "optimizer": self.opt, "scheduler": self.sched}
+
     def save(self, run: _Run) -> None:
         """Write the run atomically (rank 0; every rank's RNG states gathered first)."""
         if self.checkpoint is None:
             return
-        rngs = D.all_gather_objects((run.epoch_rng, run.batch_rng)) if self.shared else [(run.epoch_rng, run.batch_rng)]
-        if self.shared and D.rank() != 0:
-            return
-        state = {k: v for k, v in asdict(run).items() if k not in ("history", "epoch_rng", "batch_rng")}
-        save_atomic(
-            {
-                "format": "bayesdrop-checkpoint",
-                "version": 2,
-                "model": self.net.state_dict(),
-                "likelihood": self.likelihood.state_dict(),
-                "optimizer": self.opt.state_dict(),
-                "scheduler": None if self.sched is None else self.sched.state_dict(),
-                "history": run.history.to_dict(),
-                "world_size": len(rngs),
-                "epoch_rng": [r[0] for r in rngs],
-                "batch_rng": [r[1] for r in rngs],
-                **state,
-            },
-            self.checkpoint,
-        )
+        parts = {k: None if m is None else m.state_dict() for k, m in self._modules().items()}
+        fields_ = {f.name: getattr(run, f.name) for f in fields(run)}
+        fields_["history"], fields_["sums"] = run.history.to_dict(), asdict(run.sums)
+        _checkpoint.save_run(self.checkpoint, fields_, parts, self.shared)
 
     def load(self, path: str | os.PathLike[str]) -> _Run:
         """The run saved at ``path``, with the model, likelihood, optimiser and scheduler restored."""
-        state = load_checkpoint(path)
-        if state.get("format") != "bayesdrop-checkpoint" or state.get("version") != 2:
-            raise ValueError(
-                f"The 'checkpoint' parameter of fit must name a checkpoint written by this version of fit. "
-                f"Got {str(path)!r} (format {state.get('format')!r}, version {state.get('version')!r}) instead."
-            )
-        ranks = D.world_size() if self.shared else 1
-        if state["world_size"] != ranks:
-            raise ValueError(
-                f"The 'checkpoint' {str(path)!r} was written by {state['world_size']} process(es); resuming it "
-                f"needs the same number. Got {ranks} instead."
-            )
-        self.net.load_state_dict(state["model"])
-        self.likelihood.load_state_dict(state["likelihood"])
-        self.opt.load_state_dict(state["optimizer"])
-        if self.sched is not None and state["scheduler"] is not None:
-            self.sched.load_state_dict(state["scheduler"])
-        fields = {k: state[k] for k in ("epoch", "batch", "sums", "best_val", "best_state", "bad_epochs")}
-        r = D.rank() if self.shared else 0
-        return _Run(
-            History(**state["history"]), epoch_rng=state["epoch_rng"][r], batch_rng=state["batch_rng"][r], **fields
-        )
+        return _Run.from_saved(_checkpoint.load_run(path, self._modules(), self.shared))
 
 
+# size: fit's options are flat keywords, as in scikit-learn and Lightning's Trainer; each has one meaning and a default.
 def fit(
     model: nn.Module,
     data: Any,
@@ -443,9 +397,10 @@ def fit(
     kl_warmup_epochs: int = 0,
     val_data: Any = None,
     early_stopping: int | None = None,
-    output: _data.Output = None,
+    output: _calls.Output = None,
+    target: str = "labels",
     seed: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
 ) -> History:
@@ -507,12 +462,17 @@ def fit(
     output : int, str or callable, optional
         Picks the tensor from a model that returns a tuple, dict or
         ``ModelOutput`` (see :func:`bayesdrop.sample`).
+    target : str
+        The key of the targets in dict batches (Hugging Face style): the
+        other keys go to the model as keyword arguments (``"labels"``).
     seed : int, optional
         Makes the run deterministic (shuffling and noise) and leaves the
         caller's global RNG state untouched. Under torch.distributed the seed
         is combined with the rank.
-    progress : bool
-        Show a tqdm progress bar with loss, KL and validation NLL (rank 0).
+    progress : bool or None
+        A tqdm progress bar with loss, KL and validation NLL (rank 0). None
+        (the default): shown in a terminal or notebook, hidden in a log;
+        True: always (at most one redraw every 30 s in a log); False: never.
     checkpoint : path, optional
         Write the full state (model, likelihood, optimiser, scheduler, epoch
         and batch, history, every rank's RNG states, the loader's generators)
@@ -547,16 +507,7 @@ def fit(
     >>> len(h.loss), round(h.kl_weight, 6)
     (3, 0.015625)
     """
-    if not isinstance(likelihood, (Gaussian, Categorical)):
-        raise TypeError(
-            f"The 'likelihood' parameter of fit must be a Gaussian or Categorical. Got {type(likelihood).__name__} instead."
-        )
-    epochs = check_int(epochs, "epochs", "fit")
-    batch_size = check_int(batch_size, "batch_size", "fit")
-    lr = check_float(lr, "lr", "fit", low=0.0, low_open=True)
-    kl_scale = check_float(kl_scale, "kl_scale", "fit", low=0.0)
-    kl_warmup_epochs = check_int(kl_warmup_epochs, "kl_warmup_epochs", "fit", minimum=0)
-    weight_decay = check_float(weight_decay, "weight_decay", "fit", low=0.0)
+    _check_fit_options(likelihood, epochs, batch_size, lr, kl_scale, kl_warmup_epochs, weight_decay)
     if optimizer is not None and weight_decay:
         raise ValueError(
             "The 'weight_decay' parameter of fit applies to the default optimiser only. Got weight_decay="
@@ -568,34 +519,28 @@ def fit(
             raise ValueError("The 'early_stopping' parameter of fit needs val_data.")
     if resume and checkpoint is None:
         raise ValueError("The 'resume' parameter of fit needs a checkpoint path.")
-    categorical = isinstance(likelihood, Categorical)
-    loaders = {"shuffle": True, "batch_size": batch_size, "owner": "fit", "categorical": categorical}
-    data = _data.batches(data, None, name="data", **loaders)  # type: ignore[arg-type]
-    val = None if val_data is None else _data.batches(val_data, None, name="val_data", **loaders)  # type: ignore[arg-type]
-    n = _data.dataset_size(data, dataset_size, "data", "fit")
+    loaders = {
+        "shuffle": True,
+        "batch_size": batch_size,
+        "owner": "fit",
+        "categorical": isinstance(likelihood, Categorical),
+    }
+    data = _batches.batches(data, None, name="data", **loaders)  # type: ignore[arg-type]
+    val = None if val_data is None else _batches.batches(val_data, None, name="val_data", **loaders)  # type: ignore[arg-type]
+    n = _batches.dataset_size(data, dataset_size, "data", "fit")
     if device is not None:
         model.to(device)
-    dev, dtype = _data.device_dtype(model)
+    dev, dtype = _calls.device_dtype(model)
     likelihood.to(device=dev, dtype=dtype)
     groups = _param_groups(model, likelihood, None if optimizer is not None else weight_decay)
     opt = optimizer(groups) if optimizer is not None else torch.optim.Adam(groups, lr=lr)
     sched = scheduler(opt) if scheduler is not None else None
-    trainer = _Trainer(
-        model, likelihood, opt, sched, data=data, val=val, device=dev, dtype=dtype, n=n, kl_scale=kl_scale,
-        warmup=kl_warmup_epochs, output=output, checkpoint=checkpoint,
-    )  # fmt: skip
-    with D.seeded(D.rank_seed(seed), dev):  # per rank under torch.distributed
+    kl = _KLSchedule(kl_scale, kl_warmup_epochs, n)
+    trainer = _Trainer(model, likelihood, opt, sched, data, val, kl, output, target, checkpoint)
+    with distributed.seeded(distributed.rank_seed(seed), dev):  # per rank under torch.distributed
         run = _Run(History(kl_weight=kl_scale / n))
         if resume and checkpoint is not None and Path(checkpoint).exists():
-            if not _data.replayable(data):
-                raise ValueError(
-                    f"The 'resume' parameter of fit cannot continue exactly with this data: a {type(data).__name__} "
-                    "whose batch order fit cannot replay (an IterableDataset, a custom sampler or a one-off "
-                    "iterable). Use a DataLoader over a map-style dataset with a standard sampler, or start afresh."
-                )
-            run = trainer.load(checkpoint)
-            if run.batch == 0:
-                trainer.restore(run.batch_rng)
+            run = _resume(trainer, checkpoint)
         _train(trainer, run, epochs, early_stopping, progress)
     if early_stopping is not None and run.best_state is not None:
         trainer.net.load_state_dict(run.best_state["model"])
@@ -605,18 +550,48 @@ def fit(
     return run.history
 
 
-def _train(trainer: _Trainer, run: _Run, epochs: int, early_stopping: int | None, progress: bool) -> None:
+def _check_fit_options(
+    likelihood: Any, epochs: int, batch_size: int, lr: float, kl_scale: float, warmup: int, weight_decay: float
+) -> None:
+    """The errors of :func:`fit`'s plain options, each naming the parameter."""
+    if not isinstance(likelihood, (Gaussian, Categorical)):
+        raise TypeError(
+            f"The 'likelihood' parameter of fit must be a Gaussian or Categorical. Got {type(likelihood).__name__} instead."
+        )
+    check_int(epochs, "epochs", "fit")
+    check_int(batch_size, "batch_size", "fit")
+    check_float(lr, "lr", "fit", low=0.0, low_open=True)
+    check_float(kl_scale, "kl_scale", "fit", low=0.0)
+    check_int(warmup, "kl_warmup_epochs", "fit", minimum=0)
+    check_float(weight_decay, "weight_decay", "fit", low=0.0)
+
+
+def _resume(trainer: _Trainer, checkpoint: str | os.PathLike[str]) -> _Run:
+    """The run saved in ``checkpoint``, restored into ``trainer`` (data whose order can be replayed only)."""
+    if not _checkpoint.replayable(trainer.data):
+        raise ValueError(
+            f"The 'resume' parameter of fit cannot continue exactly with this data: a {type(trainer.data).__name__} "
+            "whose batch order fit cannot replay (an IterableDataset, a custom sampler or a one-off "
+            "iterable). Use a DataLoader over a map-style dataset with a standard sampler, or start afresh."
+        )
+    run = trainer.load(checkpoint)
+    if run.batch == 0:
+        trainer.restore(run.batch_rng)
+    return run
+
+
+def _train(trainer: _Trainer, run: _Run, epochs: int, early_stopping: int | None, progress: bool | None) -> None:
     """The training loop: epochs of steps, a record and a checkpoint after each."""
     trainer.model.train()
     trainer.likelihood.train()
-    quiet = not progress or (trainer.shared and D.rank() != 0)
+    shown = False if trainer.shared and distributed.rank() != 0 else progress
     per = trainer.num_batches or 1  # the bar counts batches when an epoch's length is known, else epochs
-    bar = tqdm(
+    bar = progress_bar(
         total=epochs * per,
         initial=run.epoch * per + (run.batch if trainer.num_batches else 0),
         desc="fit",
         unit="batch" if trainer.num_batches else "epoch",
-        disable=quiet,
+        progress=shown,
         leave=False,
     )
     trainer.bar = bar

@@ -46,3 +46,14 @@ def t_value(df: int, num_checks: int = 1, budget: float = FAILURE_BUDGET) -> flo
     from scipy.stats import t
 
     return float(t.ppf(1.0 - budget / (2.0 * num_checks), df))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist every worker gets one of the machine's cores: one torch thread each, or the workers'
+    # thread pools fight over the cores and the suite runs slower than serially.
+    import os
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

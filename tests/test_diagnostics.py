@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import bayesdrop
-from bayesdrop.diagnostics import activation_statistics, coadaptation, feature_grid, unit_correlations
+from bayesdrop.diagnostics import activation_statistics, coadaptation, tile_features, unit_correlations
 
 
 def _copies_net(units: int = 5) -> nn.Sequential:
@@ -109,7 +109,7 @@ def test_train_mode_measures_the_noisy_network_and_modes_are_restored():
 
 def test_feature_grid_layout_and_scaling():
     w = torch.stack([torch.arange(4.0), -torch.arange(4.0), torch.ones(4)])
-    g = feature_grid(w, (2, 2), ncols=2, pad=1)
+    g = tile_features(w, (2, 2), ncols=2, pad=1)
     assert g.shape == (5, 5)
     np.testing.assert_allclose(g[:2, :2], [[0, 1 / 3], [2 / 3, 1]])  # scaled to [0, 1]
     np.testing.assert_allclose(g[:2, 3:], [[1, 2 / 3], [1 / 3, 0]])
@@ -153,7 +153,14 @@ def test_bad_input_names_the_parameter():
         activation_statistics(net, {"x": torch.randn(4, 2)})
     with pytest.raises(ValueError, match=r"'hist_range' parameter of activation_statistics"):
         activation_statistics(net, torch.randn(4, 2), hist_range=(1.0, 0.0))
-    with pytest.raises(ValueError, match=r"'weight' parameter of feature_grid must have shape \(units, 4\)"):
-        feature_grid(torch.randn(3, 5), (2, 2))
+    with pytest.raises(ValueError, match=r"'weight' parameter of tile_features must have shape \(units, 4\)"):
+        tile_features(torch.randn(3, 5), (2, 2))
     with pytest.raises(ValueError, match="fewer than two units that vary"):
         coadaptation(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), -torch.rand(10, 2) * 0, "1")
+
+
+def test_the_old_name_of_tile_features_still_works_with_a_deprecation_warning():
+    import bayesdrop.diagnostics as diagnostics
+
+    with pytest.warns(DeprecationWarning, match="renamed tile_features"):
+        assert diagnostics.feature_grid is tile_features

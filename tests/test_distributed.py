@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 import bayesdrop
-from bayesdrop import training
+from bayesdrop import _checkpoint, training
 from bayesdrop._distributed import derive_seed, is_distributed, rank_seed
 from bayesdrop.nn import Dropout, VariationalLinear
 from tests.conftest import z_value
@@ -91,14 +91,14 @@ def _fit_worker(rank: int, world: int, port: int, tmp: str) -> None:
         training.fit(ref, DataLoader(ds, batch_size=32), likelihood=ref_lik, **kw)
 
         saves = []
-        real_save = training.save_atomic
-        training.save_atomic = lambda obj, path: (saves.append(path), real_save(obj, path))
+        real_save = _checkpoint.save_atomic  # what fit's checkpoints are written with
+        _checkpoint.save_atomic = lambda obj, path: (saves.append(path), real_save(obj, path))
         sampler = DistributedSampler(ds, shuffle=False)
         loader = DataLoader(ds, batch_size=16, sampler=sampler)
         ddp, lik = nn.parallel.DistributedDataParallel(_kl_only_net()), bayesdrop.Gaussian()
         ckpt = Path(tmp) / "ddp.pt"
         h = training.fit(ddp, loader, likelihood=lik, checkpoint=ckpt, **kw)
-        training.save_atomic = real_save
+        _checkpoint.save_atomic = real_save
         net = ddp.module[0]
         start = _kl_only_net()[0]
         assert (net.weight - start.weight).abs().min() > 1e-3  # the KL moved the weights

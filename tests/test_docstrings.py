@@ -57,8 +57,11 @@ PUBLIC_MODULES = [
     "bayesdrop.datasets",
     "bayesdrop.likelihoods",
     "bayesdrop.training",
-    "bayesdrop.sampling",
+    "bayesdrop.montecarlo",
     "bayesdrop.evaluation",
+    "bayesdrop.mlp",
+    "bayesdrop.model_file",
+    "bayesdrop.files",
 ]
 
 

@@ -13,6 +13,7 @@ from .classification import (
     risk_coverage_curve,
 )
 from .gap import ensemble_gap, per_example_gap, regression_gap
+from .posterior import compare, wasserstein2
 from .regression import (
     crps_gaussian,
     crps_samples,
@@ -32,6 +33,7 @@ __all__ = [
     "aurc",
     "brier",
     "classwise_ece",
+    "compare",
     "crps_gaussian",
     "crps_samples",
     "ece",
@@ -53,4 +55,5 @@ __all__ = [
     "risk_coverage_curve",
     "rmse",
     "variation_ratio",
+    "wasserstein2",
 ]

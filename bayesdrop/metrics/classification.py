@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import roc_auc_score
 
 from .._checks import check_int, check_option
 from ._arrays import Array, ArrayLike, probs_and_labels
@@ -179,7 +178,7 @@ class ReliabilityTable:
         return self.count / total if total else self.count.astype(np.float64)
 
 
-def _bin_index(conf: Array, n_bins: int, right: bool) -> npt.NDArray[np.int64]:
+def bin_index(conf: Array, n_bins: int, right: bool) -> npt.NDArray[np.int64]:
     """Equal-width bin of each confidence, the same for float32 and float64 inputs.
 
     The bin is ``floor(n_bins * c)`` computed in float64 (``b/n_bins <= c <
@@ -202,7 +201,7 @@ def _bin_index(conf: Array, n_bins: int, right: bool) -> npt.NDArray[np.int64]:
 def _table(conf: Array, outcome: Array, n_bins: int, binning: str, right: bool) -> ReliabilityTable:
     if binning == "width":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
-        idx = _bin_index(conf, n_bins, right)
+        idx = bin_index(conf, n_bins, right)
         lower, upper = edges[:-1], edges[1:]
         count = np.bincount(idx, minlength=n_bins).astype(np.int64)
         sum_acc = np.bincount(idx, weights=outcome, minlength=n_bins)
@@ -465,4 +464,6 @@ def misclassification_auroc(probs: ArrayLike, labels: ArrayLike) -> float:
     correct = _predicted(p) == y
     if correct.all() or not correct.any():  # one class only: the AUROC is undefined
         return float("nan")
+    from sklearn.metrics import roc_auc_score  # imported here: scikit-learn takes a second to import
+
     return float(roc_auc_score(correct, conf))  # ties count one half (Mann-Whitney)

@@ -14,6 +14,10 @@ about five times faster than ``torch.nn.functional.dropout``, whose cost is
 dominated by torch's single-threaded Mersenne twister, and it gives the same
 masks on every device for the same key.
 
+Sections, in this order: masks; the dropout family (unit noise,
+DropConnect, max-pooling dropout); variational dropout; concrete dropout;
+depth (DropPath); moments (fast dropout, moment matching).
+
 References
 ----------
 - Srivastava et al. 2014, "Dropout: a simple way to prevent neural networks
@@ -63,12 +67,17 @@ __all__ = [
 KLApproximation = Literal["molchanov", "kingma"]
 
 
+# --- masks: counter-based Bernoulli bits -------------------------------------
+
+
 def _s64(v: int) -> int:
     return v - (1 << 64) if v >= (1 << 63) else v
 
 
 _GOLDEN = _s64(0x9E3779B97F4A7C15)
+
 _MIX1 = _s64(0xBF58476D1CE4E5B9)
+
 _MIX2 = _s64(0x94D049BB133111EB)
 
 
@@ -164,6 +173,42 @@ def _scaled_keep_mask(x: Tensor, p: float, shared_dims: Sequence[int], generator
     return mask.to(x.dtype)
 
 
+def bernoulli_mask(
+    shape: Sequence[int],
+    p: float,
+    *,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """A boolean keep mask: each element True with probability ``1 - p`` (p to 2**-16, module docstring).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The mask's shape.
+    p : float
+        Drop probability (rounded to a multiple of 2**-16).
+    device : torch.device or str, optional
+        Where to build the mask.
+    generator : torch.Generator, optional
+        Source of the hash key (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        ``bool`` tensor of ``shape``.
+
+    Examples
+    --------
+    >>> bernoulli_mask((2, 3), 0.0).all().item()
+    True
+    """
+    return _keep_mask(shape, p, torch.device(device or "cpu"), generator)
+
+
+# --- the dropout family: unit noise, DropConnect, max-pooling dropout --------
+
+
 def dropout(
     x: Tensor, p: float, *, shared_dims: Sequence[int] = (), generator: torch.Generator | None = None
 ) -> Tensor:
@@ -203,46 +248,6 @@ def dropout(
     if p == 0.0:
         return x
     return x * _scaled_keep_mask(x, p, shared_dims, generator)
-
-
-def relaxed_keep_mask(
-    x: Tensor,
-    p: Tensor,
-    temperature: float,
-    *,
-    shared_dims: Sequence[int] = (),
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    r"""The concrete (relaxed Bernoulli) keep mask of dropout, scaled by 1/(1 - p) (Gal, Hron & Kendall 2017, eq. 5).
-
-    .. math:: m = \big(1 - \sigma\big(\tfrac1t(\log p - \log(1-p) + \log u - \log(1-u))\big)\big) / (1 - p),
-        \quad u \sim U(0, 1)
-
-    Differentiable in ``p`` (the reparameterisation through u); as t -> 0 it
-    becomes the Bernoulli(1 - p) keep mask of :func:`dropout`.
-
-    Parameters
-    ----------
-    x : Tensor
-        The input the mask multiplies (its shape, dtype and device).
-    p : Tensor
-        Scalar drop probability in (0, 1), with a graph when it is learned.
-    temperature : float
-        t > 0.
-    shared_dims : sequence of int
-        Dimensions sharing one mask value, as in :func:`dropout`.
-    generator : torch.Generator, optional
-
-    Returns
-    -------
-    Tensor
-        Broadcastable to ``x``.
-    """
-    eps = 1e-7
-    u = torch.rand(_mask_shape(x, shared_dims), dtype=x.dtype, device=x.device, generator=generator)
-    p = p.to(x.dtype)
-    logits = (torch.log(p + eps) - torch.log1p(eps - p) + torch.log(u + eps) - torch.log1p(eps - u)) / temperature
-    return (1.0 - torch.sigmoid(logits)) / (1.0 - p)
 
 
 def gaussian_dropout(
@@ -328,37 +333,197 @@ def unit_gaussian_dropout(
     return x * noise.mul_(std).add_(1.0)
 
 
-def bernoulli_mask(
-    shape: Sequence[int],
-    p: float,
-    *,
-    device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """A boolean keep mask: each element True with probability ``1 - p`` (p to 2**-16, module docstring).
+def gaussian_noise(x: Tensor, std: float, *, generator: torch.Generator | None = None) -> Tensor:
+    r"""Additive Gaussian noise :math:`y = x + \epsilon`, :math:`\epsilon \sim N(0, std^2)` (Bishop 1995).
 
     Parameters
     ----------
-    shape : sequence of int
-        The mask's shape.
-    p : float
-        Drop probability (rounded to a multiple of 2**-16).
-    device : torch.device or str, optional
-        Where to build the mask.
+    x : Tensor
+        Input of any shape.
+    std : float
+        Standard deviation of the additive noise.
     generator : torch.Generator, optional
-        Source of the hash key (torch's global RNG when None).
+        Source of the randomness (torch's global RNG when None).
 
     Returns
     -------
     Tensor
-        ``bool`` tensor of ``shape``.
-
-    Examples
-    --------
-    >>> bernoulli_mask((2, 3), 0.0).all().item()
-    True
+        Shape of ``x``.
     """
-    return _keep_mask(shape, p, torch.device(device or "cpu"), generator)
+    if std == 0.0:
+        return x
+    return x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device).mul_(std)
+
+
+def salt_and_pepper(
+    x: Tensor, p: float, *, low: float = 0.0, high: float = 1.0, generator: torch.Generator | None = None
+) -> Tensor:
+    """Salt-and-pepper corruption for denoising autoencoders (Vincent et al. 2010, sec. 4.2).
+
+    Each element is replaced with probability ``p`` by ``low`` or ``high``
+    (equally likely), otherwise kept. Masking noise (zeroing) is ``dropout``
+    on the inputs.
+
+    Parameters
+    ----------
+    x : Tensor
+        Input of any shape.
+    p : float
+        Fraction of elements corrupted.
+    low, high : float
+        The values a corrupted element takes (each with probability one half).
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        Shape of ``x``.
+    """
+    if p == 0.0:
+        return x
+    bits = random_bits(x.shape, device=x.device, generator=generator)
+    threshold = min(round(p * 2**32) - 2**31, 2**31 - 1)
+    hit = bits < threshold
+    salt = (bits & 1).bool()  # the low bit is independent of the threshold test up to 2**-31
+    return torch.where(hit, torch.where(salt, high, low).to(x.dtype), x)
+
+
+#: The convolution of each number of spatial dimensions.
+CONV_FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def _chunks(n: int, per_item: int, budget: int = 2**24) -> list[slice]:
+    step = max(1, budget // max(1, per_item))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def drop_connect_linear(
+    x: Tensor, weight: Tensor, bias: Tensor | None, p: float, *, generator: torch.Generator | None = None
+) -> Tensor:
+    r"""DropConnect (Wan et al. 2013): a fresh Bernoulli mask on every weight for every example.
+
+    .. math:: y_n = (W \odot M_n) x_n + b, \quad M_{n,ji} \sim \mathrm{Bernoulli}(1 - p)
+
+    Not rescaled (the paper's convention): :math:`E[y_n] = (1-p) W x_n + b`.
+    Costs O(N in out) memory and time, processed in chunks of examples.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, in_features)``.
+    weight : Tensor
+        ``(out_features, in_features)``.
+    bias : Tensor, optional
+    p : float
+        Drop probability of each weight.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor
+        ``(N, out_features)``.
+    """
+    if p == 0.0:
+        return F.linear(x, weight, bias)
+    flat = x.reshape(-1, x.shape[-1])
+    outs = []
+    for sl in _chunks(flat.shape[0], weight.numel()):
+        mask = _keep_mask((sl.stop - sl.start, *weight.shape), p, x.device, generator)
+        outs.append(torch.einsum("ni,nji->nj", flat[sl], weight * mask))
+    out = torch.cat(outs).reshape(*x.shape[:-1], weight.shape[0])
+    return out if bias is None else out + bias
+
+
+def drop_connect_conv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    p: float,
+    *,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """DropConnect for a convolution (1-, 2- or 3-D by ``weight.ndim``): one weight mask per example.
+
+    The per-example masked kernels are applied as one grouped convolution.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, C_in, *)``.
+    weight : Tensor
+        ``(C_out, C_in, *kernel)``; its number of dimensions picks conv1d/2d/3d.
+    bias : Tensor, optional
+        ``(C_out,)``.
+    p : float
+        Drop probability of each weight.
+    stride, padding, dilation
+        As in ``torch.nn.functional.conv2d``.
+    generator : torch.Generator, optional
+        Source of the randomness (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        ``(N, C_out, *)``, each example convolved with its own masked weights (not rescaled: the train rule).
+    """
+    conv = CONV_FUNCTIONS[weight.ndim - 2]
+    if p == 0.0:
+        return conv(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+    outs = []
+    for sl in _chunks(x.shape[0], weight.numel()):
+        n = sl.stop - sl.start
+        mask = _keep_mask((n, *weight.shape), p, x.device, generator)
+        w = (weight * mask).reshape(n * weight.shape[0], *weight.shape[1:])
+        xs = x[sl].reshape(1, n * x.shape[1], *x.shape[2:])
+        y = conv(xs, w, None, stride=stride, padding=padding, dilation=dilation, groups=n)
+        outs.append(y.reshape(n, weight.shape[0], *y.shape[2:]))
+    out = torch.cat(outs)
+    return out if bias is None else out + bias.view(1, -1, *([1] * (out.ndim - 2)))
+
+
+def max_pool_dropout_expectation(x: Tensor, kernel_size: tuple[int, int], stride: tuple[int, int], p: float) -> Tensor:
+    r"""Exact expectation of ``max_pool2d(x * m)`` over Bernoulli(1 - p) masks m.
+
+    For a region with values sorted ascending :math:`a_{(1)} \le \dots \le a_{(n)}`
+    and keep probability q, the largest kept unit is :math:`a_{(i)}` with
+    probability :math:`q p^{n-i}`, and a dropped unit contributes 0. Hence
+
+    .. math:: E = \sum_{i: a_{(i)} \ge 0} q p^{n-i} a_{(i)} + [a_{(n)} < 0]\, q^n a_{(n)}
+
+    which for non-negative activations is Wu & Gu 2015's probabilistic
+    weighted pooling :math:`\sum_i P_i a_{(i)}`, :math:`P_i = q p^{n-i}` (the
+    all-dropped case giving 0). A kernel larger than the input raises torch's
+    own error.
+
+    Parameters
+    ----------
+    x : Tensor
+        ``(N, C, H, W)``.
+    kernel_size, stride : tuple of int
+        Pooling window and stride.
+    p : float
+        Drop probability of each unit before the max.
+
+    Returns
+    -------
+    Tensor
+        The pooled expectation, ``(N, C, H_out, W_out)``.
+    """
+    kh, kw = kernel_size
+    sh, sw = stride
+    regions = x.unfold(2, kh, sh).unfold(3, kw, sw).flatten(-2)  # (N, C, OH, OW, n)
+    a, _ = regions.sort(dim=-1)
+    n = a.shape[-1]
+    q = 1.0 - p
+    weights = q * p ** torch.arange(n - 1, -1, -1, dtype=x.dtype, device=x.device)  # i = 1..n -> q p^(n-i)
+    return (a.clamp_min(0) * weights).sum(-1) + q**n * a[..., -1].clamp_max(0)
+
+
+# --- variational dropout: local reparameterization and the KL ----------------
 
 
 def _gaussian_sample(mean: Tensor, var: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -406,9 +571,6 @@ def local_reparam_linear(
     return _gaussian_sample(mean, var, generator)
 
 
-_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-
-
 def local_reparam_conv(
     x: Tensor,
     weight: Tensor,
@@ -448,7 +610,7 @@ def local_reparam_conv(
     Tensor
         ``(N, C_out, *)``: one Gaussian draw of every output.
     """
-    conv = _CONV[weight.ndim - 2]
+    conv = CONV_FUNCTIONS[weight.ndim - 2]
     kw: dict[str, Any] = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     mean = conv(x, weight, bias, **kw)
     var = conv(x * x, weight_var.expand_as(weight), None, **kw)
@@ -577,182 +739,50 @@ def kl_log_uniform_additive(weight: Tensor, log_sigma2: Tensor) -> Tensor:
     return out
 
 
-# --- the dropout family -----------------------------------------------------
+# --- concrete dropout --------------------------------------------------------
 
 
-def _chunks(n: int, per_item: int, budget: int = 2**24) -> list[slice]:
-    step = max(1, budget // max(1, per_item))
-    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def drop_connect_linear(
-    x: Tensor, weight: Tensor, bias: Tensor | None, p: float, *, generator: torch.Generator | None = None
-) -> Tensor:
-    r"""DropConnect (Wan et al. 2013): a fresh Bernoulli mask on every weight for every example.
-
-    .. math:: y_n = (W \odot M_n) x_n + b, \quad M_{n,ji} \sim \mathrm{Bernoulli}(1 - p)
-
-    Not rescaled (the paper's convention): :math:`E[y_n] = (1-p) W x_n + b`.
-    Costs O(N in out) memory and time, processed in chunks of examples.
-
-    Parameters
-    ----------
-    x : Tensor
-        ``(N, in_features)``.
-    weight : Tensor
-        ``(out_features, in_features)``.
-    bias : Tensor, optional
-    p : float
-        Drop probability of each weight.
-    generator : torch.Generator, optional
-
-    Returns
-    -------
-    Tensor
-        ``(N, out_features)``.
-    """
-    if p == 0.0:
-        return F.linear(x, weight, bias)
-    flat = x.reshape(-1, x.shape[-1])
-    outs = []
-    for sl in _chunks(flat.shape[0], weight.numel()):
-        mask = _keep_mask((sl.stop - sl.start, *weight.shape), p, x.device, generator)
-        outs.append(torch.einsum("ni,nji->nj", flat[sl], weight * mask))
-    out = torch.cat(outs).reshape(*x.shape[:-1], weight.shape[0])
-    return out if bias is None else out + bias
-
-
-def drop_connect_conv(
+def relaxed_keep_mask(
     x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    p: float,
+    p: Tensor,
+    temperature: float,
     *,
-    stride: Any = 1,
-    padding: Any = 0,
-    dilation: Any = 1,
+    shared_dims: Sequence[int] = (),
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """DropConnect for a convolution (1-, 2- or 3-D by ``weight.ndim``): one weight mask per example.
+    r"""The concrete (relaxed Bernoulli) keep mask of dropout, scaled by 1/(1 - p) (Gal, Hron & Kendall 2017, eq. 5).
 
-    The per-example masked kernels are applied as one grouped convolution.
+    .. math:: m = \big(1 - \sigma\big(\tfrac1t(\log p - \log(1-p) + \log u - \log(1-u))\big)\big) / (1 - p),
+        \quad u \sim U(0, 1)
+
+    Differentiable in ``p`` (the reparameterisation through u); as t -> 0 it
+    becomes the Bernoulli(1 - p) keep mask of :func:`dropout`.
 
     Parameters
     ----------
     x : Tensor
-        ``(N, C_in, *)``.
-    weight : Tensor
-        ``(C_out, C_in, *kernel)``; its number of dimensions picks conv1d/2d/3d.
-    bias : Tensor, optional
-        ``(C_out,)``.
-    p : float
-        Drop probability of each weight.
-    stride, padding, dilation
-        As in ``torch.nn.functional.conv2d``.
+        The input the mask multiplies (its shape, dtype and device).
+    p : Tensor
+        Scalar drop probability in (0, 1), with a graph when it is learned.
+    temperature : float
+        t > 0.
+    shared_dims : sequence of int
+        Dimensions sharing one mask value, as in :func:`dropout`.
     generator : torch.Generator, optional
-        Source of the randomness (torch's global RNG when None).
 
     Returns
     -------
     Tensor
-        ``(N, C_out, *)``, each example convolved with its own masked weights (not rescaled: the train rule).
+        Broadcastable to ``x``.
     """
-    conv = _CONV[weight.ndim - 2]
-    if p == 0.0:
-        return conv(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
-    outs = []
-    for sl in _chunks(x.shape[0], weight.numel()):
-        n = sl.stop - sl.start
-        mask = _keep_mask((n, *weight.shape), p, x.device, generator)
-        w = (weight * mask).reshape(n * weight.shape[0], *weight.shape[1:])
-        xs = x[sl].reshape(1, n * x.shape[1], *x.shape[2:])
-        y = conv(xs, w, None, stride=stride, padding=padding, dilation=dilation, groups=n)
-        outs.append(y.reshape(n, weight.shape[0], *y.shape[2:]))
-    out = torch.cat(outs)
-    return out if bias is None else out + bias.view(1, -1, *([1] * (out.ndim - 2)))
+    eps = 1e-7
+    u = torch.rand(_mask_shape(x, shared_dims), dtype=x.dtype, device=x.device, generator=generator)
+    p = p.to(x.dtype)
+    logits = (torch.log(p + eps) - torch.log1p(eps - p) + torch.log(u + eps) - torch.log1p(eps - u)) / temperature
+    return (1.0 - torch.sigmoid(logits)) / (1.0 - p)
 
 
-def relu_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Exact mean and variance of :math:`\max(0, z)` for :math:`z \sim N(\mu, s^2)`.
-
-    .. math:: E = \mu\Phi(\mu/s) + s\varphi(\mu/s), \quad
-              E[\max(0,z)^2] = (\mu^2 + s^2)\Phi(\mu/s) + \mu s \varphi(\mu/s)
-
-    (Wang & Manning 2013, sec. 3; Frey & Hinton 1999). ``var = 0`` gives
-    ``max(0, mean)`` and zero variance.
-
-    Parameters
-    ----------
-    mean, var : Tensor
-        Mean and variance of the Gaussian input z.
-
-    Returns
-    -------
-    mean, var : Tensor
-        Mean and variance of max(0, z), shape of ``mean``.
-    """
-    s = var.clamp_min(1e-20).sqrt()
-    r = mean / s
-    cdf = torch.special.ndtr(r)
-    pdf = torch.exp(-0.5 * r * r) / math.sqrt(2 * math.pi)
-    m1 = mean * cdf + s * pdf
-    m2 = (mean * mean + var) * cdf + mean * s * pdf
-    return m1, (m2 - m1 * m1).clamp_min(0.0)
-
-
-# Wang & Manning 2013, eq. 6-7: probit approximations of the sigmoid.
-_SIG_A = 4 - 2 * math.sqrt(2)
-_SIG_B = -math.log(math.sqrt(2) + 1)
-
-
-def sigmoid_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Approximate mean and variance of :math:`\sigma(z)` for :math:`z \sim N(\mu, s^2)`.
-
-    Probit approximation (Wang & Manning 2013, eq. 6-7):
-    :math:`E\sigma(z) \approx \sigma(\mu / \sqrt{1 + \pi s^2/8})` and
-    :math:`E\sigma(z)^2 \approx \sigma(a(\mu + b)/\sqrt{1 + \pi a^2 s^2 / 8})`
-    with :math:`a = 4 - 2\sqrt2`, :math:`b = -\log(\sqrt2 + 1)`. Accuracy
-    (measured against Monte Carlo): about 0.005 for the mean and 0.015 for
-    the second moment, so the variance has an absolute error of about 0.015.
-
-    Parameters
-    ----------
-    mean, var : Tensor
-        Mean and variance of the Gaussian input z.
-
-    Returns
-    -------
-    mean, var : Tensor
-        Approximate mean and variance of sigmoid(z), shape of ``mean``.
-    """
-    m1 = torch.sigmoid(mean / torch.sqrt(1 + math.pi * var / 8))
-    m2 = torch.sigmoid(_SIG_A * (mean + _SIG_B) / torch.sqrt(1 + math.pi * _SIG_A**2 * var / 8))
-    return m1, (m2 - m1 * m1).clamp_min(0.0)
-
-
-def expected_gaussian_nll(mean: Tensor, var: Tensor, target: Tensor, noise_var: Tensor | float) -> Tensor:
-    r"""Expected Gaussian NLL over a Gaussian prediction: fast dropout's training objective.
-
-    .. math:: E_f[-\log N(y; f, \sigma^2)] = \tfrac12\log(2\pi\sigma^2) + \frac{(y - m)^2 + v}{2\sigma^2}
-
-    averaged over examples (Wang & Manning 2013, sec. 4).
-
-    Parameters
-    ----------
-    mean, var : Tensor
-        Mean and variance of the Gaussian prediction f (from :func:`bayesdrop.moment_propagation`).
-    target : Tensor
-        y, shape of ``mean``.
-    noise_var : Tensor or float
-        Observation noise variance sigma^2.
-
-    Returns
-    -------
-    Tensor
-        Scalar: the mean over examples (nats).
-    """
-    nv = torch.as_tensor(noise_var, dtype=mean.dtype, device=mean.device)
-    return (0.5 * torch.log(2 * math.pi * nv) + ((target - mean) ** 2 + var) / (2 * nv)).mean()
+# --- depth: DropPath and stochastic depth ------------------------------------
 
 
 def drop_path(x: Tensor, p: float, *, generator: torch.Generator | None = None) -> Tensor:
@@ -780,151 +810,6 @@ def drop_path(x: Tensor, p: float, *, generator: torch.Generator | None = None) 
     if p == 0.0:
         return x
     return x * _scaled_keep_mask(x, p, tuple(range(1, x.ndim)), generator)
-
-
-def max_pool_dropout_expectation(x: Tensor, kernel_size: tuple[int, int], stride: tuple[int, int], p: float) -> Tensor:
-    r"""Exact expectation of ``max_pool2d(x * m)`` over Bernoulli(1 - p) masks m.
-
-    For a region with values sorted ascending :math:`a_{(1)} \le \dots \le a_{(n)}`
-    and keep probability q, the largest kept unit is :math:`a_{(i)}` with
-    probability :math:`q p^{n-i}`, and a dropped unit contributes 0. Hence
-
-    .. math:: E = \sum_{i: a_{(i)} \ge 0} q p^{n-i} a_{(i)} + [a_{(n)} < 0]\, q^n a_{(n)}
-
-    which for non-negative activations is Wu & Gu 2015's probabilistic
-    weighted pooling :math:`\sum_i P_i a_{(i)}`, :math:`P_i = q p^{n-i}` (the
-    all-dropped case giving 0). A kernel larger than the input raises torch's
-    own error.
-
-    Parameters
-    ----------
-    x : Tensor
-        ``(N, C, H, W)``.
-    kernel_size, stride : tuple of int
-        Pooling window and stride.
-    p : float
-        Drop probability of each unit before the max.
-
-    Returns
-    -------
-    Tensor
-        The pooled expectation, ``(N, C, H_out, W_out)``.
-    """
-    kh, kw = kernel_size
-    sh, sw = stride
-    regions = x.unfold(2, kh, sh).unfold(3, kw, sw).flatten(-2)  # (N, C, OH, OW, n)
-    a, _ = regions.sort(dim=-1)
-    n = a.shape[-1]
-    q = 1.0 - p
-    weights = q * p ** torch.arange(n - 1, -1, -1, dtype=x.dtype, device=x.device)  # i = 1..n -> q p^(n-i)
-    return (a.clamp_min(0) * weights).sum(-1) + q**n * a[..., -1].clamp_max(0)
-
-
-def gaussian_noise(x: Tensor, std: float, *, generator: torch.Generator | None = None) -> Tensor:
-    r"""Additive Gaussian noise :math:`y = x + \epsilon`, :math:`\epsilon \sim N(0, std^2)` (Bishop 1995).
-
-    Parameters
-    ----------
-    x : Tensor
-        Input of any shape.
-    std : float
-        Standard deviation of the additive noise.
-    generator : torch.Generator, optional
-        Source of the randomness (torch's global RNG when None).
-
-    Returns
-    -------
-    Tensor
-        Shape of ``x``.
-    """
-    if std == 0.0:
-        return x
-    return x + torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device).mul_(std)
-
-
-def salt_and_pepper(
-    x: Tensor, p: float, *, low: float = 0.0, high: float = 1.0, generator: torch.Generator | None = None
-) -> Tensor:
-    """Salt-and-pepper corruption for denoising autoencoders (Vincent et al. 2010, sec. 4.2).
-
-    Each element is replaced with probability ``p`` by ``low`` or ``high``
-    (equally likely), otherwise kept. Masking noise (zeroing) is ``dropout``
-    on the inputs.
-
-    Parameters
-    ----------
-    x : Tensor
-        Input of any shape.
-    p : float
-        Fraction of elements corrupted.
-    low, high : float
-        The values a corrupted element takes (each with probability one half).
-    generator : torch.Generator, optional
-        Source of the randomness (torch's global RNG when None).
-
-    Returns
-    -------
-    Tensor
-        Shape of ``x``.
-    """
-    if p == 0.0:
-        return x
-    bits = random_bits(x.shape, device=x.device, generator=generator)
-    threshold = min(round(p * 2**32) - 2**31, 2**31 - 1)
-    hit = bits < threshold
-    salt = (bits & 1).bool()  # the low bit is independent of the threshold test up to 2**-31
-    return torch.where(hit, torch.where(salt, high, low).to(x.dtype), x)
-
-
-def drop_connect_moment_matching(
-    x: Tensor,
-    mean_affine: Tensor,
-    var_affine: Tensor,
-    bias: Tensor | None,
-    activation: Callable[[Tensor], Tensor],
-    *,
-    num_samples: int,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    r"""DropConnect's moment-matching inference rule (Wan et al. 2013, sec. 4).
-
-    The pre-activation :math:`u = (W \odot M) x` with :math:`M_{ij} \sim
-    \mathrm{Bernoulli}(q)` is approximated by a Gaussian with its first two
-    moments, :math:`N(q W x, q (1 - q) W^2 x^2)`; the output is the activation
-    averaged over ``num_samples`` draws of it (bias added to every draw).
-
-    Parameters
-    ----------
-    x : Tensor
-        The layer's input (for its dtype and device).
-    mean_affine, var_affine : Tensor
-        :math:`q W x` and :math:`q (1 - q) W^2 x^2` computed by the layer
-        (linear or convolution), shape ``(N, C, *)`` or ``(N, C)``.
-    bias : Tensor, optional
-        Added to every draw along dim 1.
-    activation : callable
-        Applied to each draw before averaging.
-    num_samples : int
-        Draws of the Gaussian pre-activation.
-    generator : torch.Generator, optional
-        Source of the draws (torch's global RNG when None).
-
-    Returns
-    -------
-    Tensor
-        The averaged activation, shape of ``mean_affine``.
-
-    Examples
-    --------
-    >>> m, v = torch.full((1, 2), 3.0), torch.zeros(1, 2)  # no variance: relu(3) on every draw
-    >>> drop_connect_moment_matching(m, m, v, None, torch.relu, num_samples=4).round(decimals=4).tolist()
-    [[3.0, 3.0]]
-    """
-    eps = torch.randn((num_samples, *mean_affine.shape), generator=generator, dtype=x.dtype, device=x.device)
-    u = mean_affine + var_affine.add(1e-12).sqrt() * eps
-    if bias is not None:
-        u = u + bias.view(-1, *([1] * (mean_affine.ndim - 2)))
-    return activation(u).mean(0)
 
 
 def drop_path_join_mask(
@@ -980,3 +865,141 @@ def drop_path_join_mask(
     )
     local = torch.where(local.any(1, keepdim=True), local, fallback)
     return torch.where(is_global.expand(n, 1), global_mask.expand(n, k), local)
+
+
+# --- moments: fast dropout and moment matching -------------------------------
+
+
+def relu_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Exact mean and variance of :math:`\max(0, z)` for :math:`z \sim N(\mu, s^2)`.
+
+    .. math:: E = \mu\Phi(\mu/s) + s\varphi(\mu/s), \quad
+              E[\max(0,z)^2] = (\mu^2 + s^2)\Phi(\mu/s) + \mu s \varphi(\mu/s)
+
+    (Wang & Manning 2013, sec. 3; Frey & Hinton 1999). ``var = 0`` gives
+    ``max(0, mean)`` and zero variance.
+
+    Parameters
+    ----------
+    mean, var : Tensor
+        Mean and variance of the Gaussian input z.
+
+    Returns
+    -------
+    mean, var : Tensor
+        Mean and variance of max(0, z), shape of ``mean``.
+    """
+    s = var.clamp_min(1e-20).sqrt()
+    r = mean / s
+    cdf = torch.special.ndtr(r)
+    pdf = torch.exp(-0.5 * r * r) / math.sqrt(2 * math.pi)
+    m1 = mean * cdf + s * pdf
+    m2 = (mean * mean + var) * cdf + mean * s * pdf
+    return m1, (m2 - m1 * m1).clamp_min(0.0)
+
+
+# Wang & Manning 2013, eq. 6-7: probit approximations of the sigmoid.
+_SIG_A = 4 - 2 * math.sqrt(2)
+
+_SIG_B = -math.log(math.sqrt(2) + 1)
+
+
+def sigmoid_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Approximate mean and variance of :math:`\sigma(z)` for :math:`z \sim N(\mu, s^2)`.
+
+    Probit approximation (Wang & Manning 2013, eq. 6-7):
+    :math:`E\sigma(z) \approx \sigma(\mu / \sqrt{1 + \pi s^2/8})` and
+    :math:`E\sigma(z)^2 \approx \sigma(a(\mu + b)/\sqrt{1 + \pi a^2 s^2 / 8})`
+    with :math:`a = 4 - 2\sqrt2`, :math:`b = -\log(\sqrt2 + 1)`. Accuracy
+    (measured against Monte Carlo): about 0.005 for the mean and 0.015 for
+    the second moment, so the variance has an absolute error of about 0.015.
+
+    Parameters
+    ----------
+    mean, var : Tensor
+        Mean and variance of the Gaussian input z.
+
+    Returns
+    -------
+    mean, var : Tensor
+        Approximate mean and variance of sigmoid(z), shape of ``mean``.
+    """
+    m1 = torch.sigmoid(mean / torch.sqrt(1 + math.pi * var / 8))
+    m2 = torch.sigmoid(_SIG_A * (mean + _SIG_B) / torch.sqrt(1 + math.pi * _SIG_A**2 * var / 8))
+    return m1, (m2 - m1 * m1).clamp_min(0.0)
+
+
+def expected_gaussian_nll(mean: Tensor, var: Tensor, target: Tensor, noise_var: Tensor | float) -> Tensor:
+    r"""Expected Gaussian NLL over a Gaussian prediction: fast dropout's training objective.
+
+    .. math:: E_f[-\log N(y; f, \sigma^2)] = \tfrac12\log(2\pi\sigma^2) + \frac{(y - m)^2 + v}{2\sigma^2}
+
+    averaged over examples (Wang & Manning 2013, sec. 4).
+
+    Parameters
+    ----------
+    mean, var : Tensor
+        Mean and variance of the Gaussian prediction f (from :func:`bayesdrop.moment_propagation`).
+    target : Tensor
+        y, shape of ``mean``.
+    noise_var : Tensor or float
+        Observation noise variance sigma^2.
+
+    Returns
+    -------
+    Tensor
+        Scalar: the mean over examples (nats).
+    """
+    nv = torch.as_tensor(noise_var, dtype=mean.dtype, device=mean.device)
+    return (0.5 * torch.log(2 * math.pi * nv) + ((target - mean) ** 2 + var) / (2 * nv)).mean()
+
+
+def drop_connect_moment_matching(
+    x: Tensor,
+    mean_affine: Tensor,
+    var_affine: Tensor,
+    bias: Tensor | None,
+    activation: Callable[[Tensor], Tensor],
+    *,
+    num_samples: int,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""DropConnect's moment-matching inference rule (Wan et al. 2013, sec. 4).
+
+    The pre-activation :math:`u = (W \odot M) x` with :math:`M_{ij} \sim
+    \mathrm{Bernoulli}(q)` is approximated by a Gaussian with its first two
+    moments, :math:`N(q W x, q (1 - q) W^2 x^2)`; the output is the activation
+    averaged over ``num_samples`` draws of it (bias added to every draw).
+
+    Parameters
+    ----------
+    x : Tensor
+        The layer's input (for its dtype and device).
+    mean_affine, var_affine : Tensor
+        :math:`q W x` and :math:`q (1 - q) W^2 x^2` computed by the layer
+        (linear or convolution), shape ``(N, C, *)`` or ``(N, C)``.
+    bias : Tensor, optional
+        Added to every draw along dim 1.
+    activation : callable
+        Applied to each draw before averaging.
+    num_samples : int
+        Draws of the Gaussian pre-activation.
+    generator : torch.Generator, optional
+        Source of the draws (torch's global RNG when None).
+
+    Returns
+    -------
+    Tensor
+        The averaged activation, shape of ``mean_affine``.
+
+    Examples
+    --------
+    >>> m, v = torch.full((1, 2), 3.0), torch.zeros(1, 2)  # no variance: relu(3) on every draw
+    >>> drop_connect_moment_matching(m, m, v, None, torch.relu, num_samples=4).round(decimals=4).tolist()
+    [[3.0, 3.0]]
+    """
+    eps = torch.randn((num_samples, *mean_affine.shape), generator=generator, dtype=x.dtype, device=x.device)
+    u = mean_affine + var_affine.add(1e-12).sqrt() * eps
+    if bias is not None:
+        u = u + bias.view(-1, *([1] * (mean_affine.ndim - 2)))
+    return activation(u).mean(0)

@@ -29,7 +29,8 @@ from .dropout import Dropout
 __all__ = ["conv_block", "variance_shift"]
 
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+#: torch's convolution module of each number of spatial dimensions.
+CONV_MODULES: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
 def conv_block(
@@ -84,7 +85,7 @@ def conv_block(
         _BN[dims](in_channels),
         nn.ReLU(),
         Dropout(p, shared_dims=shared),
-        _CONV[dims](in_channels, out_channels, kernel_size, padding=padding, **conv_kwargs),
+        CONV_MODULES[dims](in_channels, out_channels, kernel_size, padding=padding, **conv_kwargs),
     )
 
 

@@ -42,12 +42,14 @@ from ._protocol import StochasticModule
 from .concrete import ConcreteDropout
 from .dropout import Dropout, GaussianDropout
 from .functional import KLApproximation
+from .placement import CONV_MODULES
 
 __all__ = [
     "VariationalConv",
     "VariationalConv2d",
     "VariationalLinear",
     "kl_divergence",
+    "named_variational_layers",
     "sparsity",
     "to_variational",
 ]
@@ -296,7 +298,7 @@ class VariationalConv(_Variational):
         return super().weight_log_alpha()
 
     def _affine(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        return BF._CONV[self.dims](x, weight, bias, **self._conv_kwargs())
+        return BF.CONV_FUNCTIONS[self.dims](x, weight, bias, **self._conv_kwargs())
 
     def _noisy(self, x: Tensor) -> Tensor:
         return BF.local_reparam_conv(x, self.weight, self._weight_var(), self.bias, **self._conv_kwargs())
@@ -311,8 +313,23 @@ class VariationalConv(_Variational):
 VariationalConv2d = VariationalConv
 
 
+def named_variational_layers(model: nn.Module) -> list[tuple[str, VariationalLinear | VariationalConv]]:
+    """The variational layers of ``model`` (``VariationalLinear``, ``VariationalConv``) with their names.
+
+    Parameters
+    ----------
+    model : nn.Module
+
+    Returns
+    -------
+    list of (str, layer)
+        In module order.
+    """
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (VariationalLinear, VariationalConv))]
+
+
 def _variational_layers(model: nn.Module) -> list[_Variational]:
-    return [m for m in model.modules() if isinstance(m, _Variational)]
+    return [m for _, m in named_variational_layers(model)]
 
 
 def kl_divergence(model: nn.Module, approximation: KLApproximation = "molchanov") -> Tensor:
@@ -387,7 +404,7 @@ def sparsity(model: nn.Module, threshold: float | None = None) -> float:
     return pruned / total
 
 
-_CONV_DIMS: dict[type[nn.Module], int] = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+_CONV_DIMS: dict[type[nn.Module], int] = {cls: dims for dims, cls in CONV_MODULES.items()}
 _DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, Dropout, GaussianDropout)
 
 
@@ -396,7 +413,7 @@ def _convert_layer(layer: nn.Module, p: float, alpha: AlphaMode) -> _Variational
     if type(layer) is nn.Linear:
         new = VariationalLinear(layer.in_features, layer.out_features, layer.bias is not None, alpha=alpha)
     else:
-        assert isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+        assert isinstance(layer, nn.modules.conv._ConvNd)  # one of CONV_MODULES
         if layer.padding_mode != "zeros":
             raise ValueError(f"to_variational supports padding_mode='zeros' only. Got {layer.padding_mode!r}.")
         new = VariationalConv(

@@ -152,6 +152,7 @@ class DropConnectConv(_DropConnect):
         As in :class:`DropConnectLinear`.
     """
 
+    # size: the arguments of torch's nn.Conv*d plus DropConnect's own, so that a conv layer swaps in by name.
     def __init__(
         self,
         in_channels: int,
@@ -179,7 +180,7 @@ class DropConnectConv(_DropConnect):
         self._setup(p, activation, inference, num_inference_samples, inference_seed)
 
     def _affine(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        conv = BF._CONV[self.dims]
+        conv = BF.CONV_FUNCTIONS[self.dims]
         return conv(x, weight, bias, stride=self.stride, padding=self.padding, dilation=self.dilation)
 
     def _masked(self, x: Tensor) -> Tensor:

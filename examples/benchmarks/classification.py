@@ -32,7 +32,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
-from bayesdrop._io import atomic_write
+from bayesdrop.files import atomic_write
 from bayesdrop.metrics import accuracy, ece, nll
 from bayesdrop.sklearn import METHODS, DropoutClassifier
 

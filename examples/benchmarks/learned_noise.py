@@ -32,7 +32,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bayesdrop.benchmark import LearnedNoise, validate_learned
+from bayesdrop.benchmark import (
+    LearnedNoise,
+    noise_summary,
+    score_learned,
+    standardise,
+    train_learned,
+    validation_part,
+)
 from bayesdrop.datasets import load_uci
 
 BASE = LearnedNoise()  # the previous default: variational, weight alphas, p 0.05, lr 0.01, warm-up 1/2
@@ -70,6 +77,32 @@ SETTINGS: dict[str, LearnedNoise] = {
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci"
 
 DATASETS = ("bostonHousing", "concrete", "energy", "kin8nm", "wine-quality-red", "yacht")
+
+
+def validate_learned(
+    settings: LearnedNoise,
+    x: np.ndarray,
+    y: np.ndarray,
+    hidden: int,
+    epochs: int,
+    *,
+    num_samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train ``settings`` on the first 80% of a training split (raw ``x``, ``y``) and score the last 20%.
+
+    The split's test part is never read: this is how the learned-noise
+    settings are compared.
+    Returns :func:`score_learned`'s RMSE, log-likelihood and noise std in the
+    targets' units, the fraction of pruned weights and the learned concrete
+    rates.
+    """
+    xa, ya, xv, yv = validation_part(x, y)
+    yas, yam, yasd = standardise(ya[:, None], ya[:, None])
+    net, lik = train_learned(settings, standardise(xa, xa)[0], yas[:, 0], hidden, epochs, seed)
+    r = score_learned(net, lik, standardise(xv, xa)[0], yv, float(yam[0]), float(yasd[0]), num_samples, seed)
+    r.update(noise_summary(net))
+    return r
 
 
 def run_one(args: tuple[str, str, int, str, dict[str, Any], float, int]) -> dict[str, Any]:

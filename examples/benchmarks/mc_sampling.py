@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import bayesdrop
+from bayesdrop.montecarlo import DEFAULT_CHUNK_BYTES, even_chunks
 from bayesdrop.nn import Dropout, VariationalLinear
 from bayesdrop.nn import functional as BF
-from bayesdrop.sampling import DEFAULT_CHUNK_BYTES, _even_chunks
 
 
 def hinton_net(dropout: type[nn.Module] | None) -> nn.Sequential:
@@ -99,7 +99,7 @@ def sampling_table(num_samples: int, sizes: list[int], repeats: int, device: tor
     rows = []
     for n in sizes:
         x = torch.randn(n, 784, device=device)
-        own_chunk = _even_chunks(num_samples * n, n, budget)  # the chunks sample uses
+        own_chunk = even_chunks(num_samples * n, n, budget)  # the chunks sample uses
         variants: dict[str, Callable[[], object]] = {
             "sample_torch": lambda x=x: bayesdrop.sample(torch_net, x, num_samples),
             "sample_own": lambda x=x: bayesdrop.sample(bd, x, num_samples),

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import sys
 
 import pytest
 import torch
@@ -133,7 +132,7 @@ def test_bad_input():
 def test_deterministic_restores_mixed_modes():
     net = _net().train()
     net[1].eval()  # a frozen BatchNorm inside a training model
-    from bayesdrop.sampling import deterministic
+    from bayesdrop.montecarlo import deterministic
 
     with deterministic(net):
         assert not any(m.training for m in net.modules())
@@ -144,7 +143,7 @@ def test_deterministic_restores_mixed_modes():
 
 import torch.nn.functional as F  # noqa: E402
 
-from bayesdrop.sampling import DEFAULT_CHUNK_BYTES  # noqa: E402
+from bayesdrop.montecarlo import DEFAULT_CHUNK_BYTES  # noqa: E402
 
 
 class _Functional(nn.Module):
@@ -250,7 +249,8 @@ class _Recorder(nn.Module):
 
 
 def test_even_chunks():
-    even = sys.modules["bayesdrop.sampling"]._even_chunks
+    from bayesdrop.montecarlo import even_chunks as even
+
     assert even(3200, 32, 2621) == 1600  # two chunks of 1600 (50 copies of N = 32), not 2621 + 579
     assert even(100, 1, 2621) == 100
     assert even(1000, 300, 512) == 500  # one copy of 300 a chunk would take 4 chunks instead of 2

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import bayesdrop
-from bayesdrop._io import atomic_dir, atomic_write
+from bayesdrop.files import atomic_dir, atomic_write
 from bayesdrop.training import save_atomic
 
 

@@ -1,4 +1,4 @@
-"""Atomic writes (private): one helper for files, one for folders.
+"""Atomic writes: one helper for files, one for folders (used by reports, model files and benchmark logs).
 
 A file is written under a temporary name beside its destination and renamed
 over it, so an interrupted write never leaves a half-written file; a folder is
@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+__all__ = ["atomic_dir", "atomic_write"]
+
 
 def _umask() -> int:
     mask = os.umask(0o022)
@@ -26,7 +28,20 @@ def _umask() -> int:
 
 
 def atomic_write(path: str | os.PathLike[str], data: str | bytes | Callable[[IO[bytes]], None]) -> Path:
-    """Write ``data`` (text, bytes, or a function writing to a binary file) to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically: a temporary file beside it, renamed over it when complete.
+
+    Parameters
+    ----------
+    path : path
+        Destination; its folder is created.
+    data : str, bytes or callable
+        Text (UTF-8), bytes, or a function that writes to the open binary file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -48,6 +63,18 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes | Callable[[IO[
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool) -> Iterator[Path]:
     """Build a folder in the yielded temporary path; on success it replaces ``path``.
+
+    Parameters
+    ----------
+    path : path
+        The folder to create (or replace).
+    overwrite : bool
+        Replace an existing folder.
+
+    Returns
+    -------
+    context manager
+        Entered, it gives the temporary folder (a ``Path``) to fill.
 
     Raises
     ------

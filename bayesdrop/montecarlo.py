@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import _data
+from . import _calls
 from ._checks import check_int
 from ._distributed import rank_seed, seeded
 from .nn import functional as BF
 from .nn._protocol import StochasticModule, deterministic
 
-__all__ = ["DEFAULT_CHUNK_BYTES", "deterministic", "is_stochastic", "sample", "sampling"]
+__all__ = ["DEFAULT_CHUNK_BYTES", "deterministic", "even_chunks", "is_stochastic", "sample", "sampling"]
 
 #: Torch's own dropout modules, switched to sampling by :func:`sampling`.
 TORCH_DROPOUTS: tuple[type[nn.Module], ...] = (
@@ -215,28 +215,60 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
 
 def _widest_row_bytes(model: nn.Module, x: Any) -> int:
     """Bytes per example of the model's widest activation, input included (one eval-mode row)."""
-    widest = _data.row_bytes(x)
-    probe = _data.rows(x, slice(0, 1))
+    widest = _calls.row_bytes(x)
+    probe = _calls.take_rows(x, slice(0, 1))
 
     def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
         nonlocal widest
-        for t in _data._tensors(out if isinstance(out, (tuple, list, dict)) else [out]):
+        for t in _calls.tensors_in(out if isinstance(out, (tuple, list, dict)) else [out]):
             if t.ndim and t.shape[0] == 1:
                 widest = max(widest, t.numel() * t.element_size())
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
         with torch.no_grad(), deterministic(model):
-            _data.call(model, probe)
+            _calls.call_model(model, probe)
+    except Exception:
+        # The model cannot take this input: fail on the user's whole batch, so that the error shows its shape
+        # (say "100x5 and 4x16"), not the probe's one row.
+        for h in handles:
+            h.remove()
+        with torch.no_grad(), deterministic(model):
+            _calls.call_model(model, x)
+        raise
     finally:
         for h in handles:
             h.remove()
     return max(1, widest)
 
 
-def _even_chunks(total: int, n: int, budget: int) -> int:
-    """Rows per chunk: at most ``budget``, as even as the chunks can be (no small last chunk), and a multiple of
-    ``n`` (whole copies of the input tile by ``repeat``, without a gather) when that takes no more chunks."""
+def even_chunks(total: int, n: int, budget: int) -> int:
+    """Rows per chunk of a tiled batch of ``total`` rows made of copies of ``n`` examples.
+
+    At most ``budget`` rows, as even as the chunks can be (no small last
+    chunk), and a multiple of ``n`` (whole copies of the input tile by
+    ``repeat``, without a gather) when that takes no more chunks.
+
+    Parameters
+    ----------
+    total : int
+        Rows of the tiled batch (T x N).
+    n : int
+        Examples in one copy of the input (N).
+    budget : int
+        The most rows one chunk may take.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> even_chunks(1000, 100, 500)  # two chunks of five whole copies
+    500
+    >>> even_chunks(1000, 100, 300)  # four even chunks (whole copies, 200 rows, would take five)
+    250
+    """
     count = math.ceil(total / budget)
     per = math.ceil(total / count)
     whole = per // n * n
@@ -250,20 +282,24 @@ def _tile_rows(x: Any, n: int, start: int, stop: int) -> Any:
     if start % n == 0 and (stop - start) % n == 0:
         k = (stop - start) // n
         return (
-            _data.rows(x, torch.arange(n).repeat(k)) if not isinstance(x, Tensor) else x.repeat(k, *[1] * (x.ndim - 1))
+            _calls.take_rows(x, torch.arange(n).repeat(k))
+            if not isinstance(x, Tensor)
+            else x.repeat(k, *[1] * (x.ndim - 1))
         )
-    return _data.rows(x, torch.arange(start, stop) % n)
+    return _calls.take_rows(x, torch.arange(start, stop) % n)
 
 
-def _draw(model: nn.Module, x: Any, n: int, num_samples: int, chunk_rows: int, output: _data.Output) -> Tensor:
+def _draw(
+    model: nn.Module, x: Any, n: int, num_samples: int, chunk_rows: int, output: _calls.Output, owner: str
+) -> Tensor:
     total = num_samples * n
     out: Tensor | None = None
     for start in range(0, total, chunk_rows):
         stop = min(start + chunk_rows, total)
-        y = _data.select(_data.call(model, _tile_rows(x, n, start, stop)), output, "sample")
+        y = _calls.select_output(_calls.call_model(model, _tile_rows(x, n, start, stop)), output, owner)
         if y.ndim == 0 or y.shape[0] != stop - start:
             raise ValueError(
-                f"sample() needs a model output with one row per input row: {stop - start} rows went in, "
+                f"{owner}() needs a model output with one row per input row: {stop - start} rows went in, "
                 f"output shape {tuple(y.shape)} came out. Pick a batched output with output=..."
             )
         if out is None:
@@ -278,7 +314,7 @@ def sample(
     x: Any,
     num_samples: int,
     *,
-    output: _data.Output = None,
+    output: _calls.Output = None,
     train_mode: bool = False,
     seed: int | None = None,
     chunk_size: int | None = None,
@@ -298,8 +334,9 @@ def sample(
         dropout modules; with ``train_mode=True`` also functional dropout);
         BatchNorm and other layers stay in eval. A
         ``DistributedDataParallel`` wrapper is looked through.
-    x : Tensor, tuple/list of tensors or dict of tensors
-        The input batch, every tensor batched on dim 0 with the same N. A
+    x : Tensor, array, tuple/list or dict of tensors or arrays
+        The input batch, every tensor batched on dim 0 with the same N
+        (numpy arrays become tensors). A
         tensor is passed as ``model(x)``, a tuple/list as ``model(*x)``, a
         dict as ``model(**x)`` (HuggingFace style). Tensors move to the
         model's device; floating ones take the model's dtype, integer ones
@@ -319,6 +356,10 @@ def sample(
         left as it was; without one they come from the global RNG. Under
         torch.distributed the seed (or, unseeded, a draw from the global RNG)
         is combined with the rank, so two processes never draw the same noise.
+        The same seed gives the same draws for the same ``x`` and
+        ``chunk_size``; the noise is drawn chunk by chunk, so another chunk
+        size (or, in :func:`bayesdrop.evaluate`, another batch size) gives
+        other draws from the same distribution.
     chunk_size : int, optional
         Rows of the tiled batch per forward pass. By default at most as many
         as fit :data:`DEFAULT_CHUNK_BYTES` (8 MiB) in the model's widest
@@ -349,20 +390,35 @@ def sample(
     >>> sample(net, torch.randn(5, 4), 10, seed=0).shape
     torch.Size([10, 5, 2])
     """
-    n = _data.check_input(x, "x", "sample")
+    x = _calls.from_numpy(x)
+    _calls.check_input(x, "x", "sample")
     num_samples = check_int(num_samples, "num_samples", "sample")
-    model = _data.unwrap(model)
-    if not train_mode and not any(is_stochastic(m) for m in model.modules()):
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", "sample")
+    net, x = _calls.prepare(model, x)
+    return sample_prepared(net, x, num_samples, output, train_mode, seed, chunk_size, "sample")
+
+
+def sample_prepared(
+    net: nn.Module,
+    x: Any,
+    num_samples: int,
+    output: _calls.Output,
+    train_mode: bool,
+    seed: int | None,
+    chunk_size: int | None,
+    owner: str,
+) -> Tensor:
+    """:func:`sample` on a checked input already on the model's device, ``net`` unwrapped (errors name ``owner``)."""
+    if not train_mode and not any(is_stochastic(m) for m in net.modules()):
         raise ValueError(
-            "sample() needs a model with a stochastic layer (bayesdrop.nn layers or torch's dropout modules); "
-            f"{type(model).__name__} has none, so every sample would be the same. For dropout applied functionally "
+            f"{owner}() needs a model with a stochastic layer (bayesdrop.nn layers or torch's dropout modules); "
+            f"{type(net).__name__} has none, so every sample would be the same. For dropout applied functionally "
             "(F.dropout(training=self.training), attention dropout) pass train_mode=True."
         )
-    device, dtype = _data.device_dtype(model)
-    x = _data.to_model(x, device, dtype)
+    n = _calls.check_input(x, "x", owner)
     if chunk_size is None:
-        chunk_size = _even_chunks(num_samples * n, n, max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(model, x)))
-    else:
-        chunk_size = check_int(chunk_size, "chunk_size", "sample")
-    with torch.no_grad(), sampling(model, train_mode=train_mode), seeded(rank_seed(seed), device):
-        return _draw(model, x, n, num_samples, chunk_size, output)
+        chunk_size = even_chunks(num_samples * n, n, max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(net, x)))
+    device = _calls.device_dtype(net)[0]
+    with torch.no_grad(), sampling(net, train_mode=train_mode), seeded(rank_seed(seed), device):
+        return _draw(net, x, n, num_samples, chunk_size, output, owner)
