@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,59 +190,32 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     for d in args.datasets:
         if d not in UCI_DATASETS:
             raise UsageError(f"unknown dataset {d!r}; choose from {', '.join(UCI_DATASETS)}")
-    results = run_uci(
-        args.data_dir,
-        args.datasets,
-        args.splits,
-        args.methods,
-        args.out,
-        epochs_multiplier=args.epochs_multiplier,
-        num_samples=args.num_samples,
-        jobs=args.jobs,
-        progress=_show_progress(args),
-    )
+    options = {"epochs_multiplier": args.epochs_multiplier, "num_samples": args.num_samples, "jobs": args.jobs}
+    results = run_uci(args.data_dir, args.datasets, args.splits, args.methods, args.out, **options,
+                      progress=_show_progress(args))  # fmt: skip
     print(Path(args.out).read_text())
     print(f"{len(results)} results in {args.out} (log: {args.out}.jsonl)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def _number(convert: Callable[[str], Any], allowed: str, ok: Callable[[Any], bool]) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)``, refused with "expected <allowed>" unless ``ok`` holds."""
+
+    def parse(text: str) -> Any:
+        try:
+            v = convert(text)
+        except ValueError:
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
+        return v
+
+    return parse
 
 
-def _level(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
-    return v
-
-
-def _rate(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a dropout rate in [0, 1), got {text!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a dropout rate in [0, 1), got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+_positive_int = _number(int, "a positive integer", lambda v: v >= 1)
+_level = _number(float, "a number in (0, 1)", lambda v: 0 < v < 1)
+_rate = _number(float, "a dropout rate in [0, 1)", lambda v: 0 <= v < 1)
+_positive_float = _number(float, "a positive number", lambda v: 0 < v < float("inf"))
 
 
 def _progress_flags(parser: argparse.ArgumentParser) -> None:
@@ -300,25 +274,25 @@ def _add_fit(sub: Any) -> None:
 
 def _add_predict(sub: Any) -> None:
     p = sub.add_parser("predict", help="predict with uncertainty from a model file")
-    p.add_argument("model")
-    p.add_argument("data")
-    p.add_argument("--out", required=True, help="CSV file to write")
-    p.add_argument("--num-samples", type=_positive_int, default=200)
+    _model_and_data(p, "CSV file to write", "predictions file")
     p.add_argument("--level", type=_level, default=0.95, help="interval level (regression)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing predictions file")
     p.set_defaults(run=_cmd_predict)
+
+
+def _model_and_data(parser: argparse.ArgumentParser, out_help: str, what: str) -> None:
+    """The arguments predict and report share: the model file, the CSV, --out, --num-samples, --seed, --overwrite."""
+    parser.add_argument("model", help="model file written by bayesdrop fit")
+    parser.add_argument("data", help="CSV file with the model's feature columns")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--num-samples", type=_positive_int, default=200, help="MC samples T (200)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help=f"replace an existing {what}")
 
 
 def _add_report(sub: Any) -> None:
     r = sub.add_parser("report", help="write a calibration report for labelled data")
-    r.add_argument("model")
-    r.add_argument("data")
-    r.add_argument("--target", required=True)
-    r.add_argument("--out", required=True, help="report folder")
-    r.add_argument("--num-samples", type=_positive_int, default=200)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--overwrite", action="store_true", help="replace an existing report folder")
+    _model_and_data(r, "report folder", "report folder")
+    r.add_argument("--target", required=True, help="target column")
     r.set_defaults(run=_cmd_report)
 
 

@@ -24,8 +24,8 @@ from sklearn.model_selection import train_test_split
 from .evaluation import Evaluation, evaluate
 from .files import atomic_write
 from .likelihoods import Gaussian
-from .report import write_report
 from .mlp import Method
+from .report import write_report
 from .sklearn import DropoutClassifier, DropoutRegressor
 
 __all__ = ["run_demo"]

@@ -122,9 +122,9 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
     ``Dropout1d/2d/3d`` (not subclasses that override ``forward``) draw their
     masks on a CPU with bayesdrop's counter-based generator
     (:func:`bayesdrop.nn.functional.dropout`, same semantics: inverted
-    Bernoulli, whole channels for the 1d/2d/3d variants), several times
-    faster than torch's CPU kernel; on other devices they keep torch's fused
-    kernel. The modules are unchanged after the block. ``AlphaDropout`` and
+    Bernoulli, whole channels for the 1d/2d/3d variants), which avoids
+    torch's single-threaded CPU generator; on other devices they keep
+    torch's fused kernel. The modules are unchanged after the block. ``AlphaDropout`` and
     ``FeatureAlphaDropout`` keep torch's kernel. ``nn.TransformerEncoderLayer``
     and ``nn.TransformerEncoder`` stay in train mode, since in eval their
     fused fast path would skip their dropout modules.

@@ -510,9 +510,9 @@ def reference_posterior(
     mass-matrix adaptation and ``num_samples`` draws. Chains run in parallel
     processes (one thread each) when ``parallel`` (by default when there is
     more than one chain and more than one CPU). With ``compile`` the value and
-    gradient of the log joint are one ``torch.compile``-d function (about half
-    a minute to compile once per process, then 2-3x fewer microseconds per
-    leapfrog step on a small MLP); it falls back to eager with a warning where
+    gradient of the log joint are one ``torch.compile``-d function (compiled
+    once per process, then faster per leapfrog step; the posterior-quality
+    benchmark gives the timings); it falls back to eager with a warning where
     compiling fails.
 
     Parameters

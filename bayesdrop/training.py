@@ -40,6 +40,7 @@ from ._checks import check_float, check_int
 from ._progress import progress_bar
 from .likelihoods import Categorical, Gaussian
 from .nn._protocol import StochasticModule, deterministic
+from .nn.concrete import ConcreteDropout
 from .nn.variational import kl_divergence
 
 __all__ = ["History", "elbo_loss", "fit", "load_checkpoint", "noise_parameters", "save_atomic"]
@@ -270,6 +271,10 @@ class _Trainer:
         self.bar: Any = None  # the progress bar of the run
         self.net = _calls.unwrap(self.model)
         self.device, self.dtype = _calls.device_dtype(self.net)
+        # Concrete dropout's regulariser adds a weight term and the negative entropy of its masks to the KL, so
+        # the sum can be negative: the progress bar says which it shows.
+        concrete = any(isinstance(m, ConcreteDropout) for m in self.net.modules())
+        self.regulariser = "kl+concrete reg" if concrete else "kl"
         self.num_batches: int | None = None  # for the KL warm-up within an epoch; unknown for a stream
         with contextlib.suppress(TypeError):
             self.num_batches = len(self.data) if isinstance(self.data, Sized) else None
@@ -330,7 +335,7 @@ class _Trainer:
         h.nll.append(sums.nll / sums.examples)
         h.kl.append(sums.kl / sums.batches)
         h.kl_scale.append(self.kl.at(run.epoch + 1) / self.kl.dataset_size)
-        postfix = {"loss": f"{h.loss[-1]:.4f}", "kl": f"{h.kl[-1]:.1f}"}
+        postfix = {"loss": f"{h.loss[-1]:.4f}", self.regulariser: f"{h.kl[-1]:.1f}"}
         if self.val is not None:
             v = self.validate()
             h.val_nll.append(v)
@@ -470,7 +475,10 @@ def fit(
         caller's global RNG state untouched. Under torch.distributed the seed
         is combined with the rank.
     progress : bool or None
-        A tqdm progress bar with loss, KL and validation NLL (rank 0). None
+        A tqdm progress bar with the loss, the regulariser per batch ("kl";
+        "kl+concrete reg" with concrete dropout, whose regulariser includes
+        the negative entropy of its masks and can be negative) and the
+        validation NLL (rank 0). None
         (the default): shown in a terminal or notebook, hidden in a log;
         True: always (at most one redraw every 30 s in a log); False: never.
     checkpoint : path, optional

@@ -65,10 +65,10 @@ def test_existing_folder_needs_overwrite(tmp_path, evaluation):
 
 
 def test_interrupted_report_leaves_nothing_half_written(tmp_path, evaluation, monkeypatch):
-    def boom(ev):
+    def boom(ev, folder):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(report_module, "_figures", boom)
+    monkeypatch.setattr(report_module, "_figure_sections", boom)
     with pytest.raises(KeyboardInterrupt):
         bayesdrop.write_report(evaluation, tmp_path / "rep")
     assert list(tmp_path.iterdir()) == []

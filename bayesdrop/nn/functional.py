@@ -9,10 +9,9 @@ Bernoulli masks use a counter-based generator (SplitMix64, Steele et al.
 per call and the mask bits are a hash of (key, element index). Each 64-bit
 hash gives four mask elements, one per 16-bit field, so a drop probability is
 resolved to 2**-16 (it is rounded to the nearest multiple of 1/65536, an
-error of at most 7.7e-6; a ``p`` below 2**-17 rounds to 0). On a CPU this is
-about five times faster than ``torch.nn.functional.dropout``, whose cost is
-dominated by torch's single-threaded Mersenne twister, and it gives the same
-masks on every device for the same key.
+error of at most 7.7e-6; a ``p`` below 2**-17 rounds to 0). On a CPU it avoids
+torch's single-threaded Mersenne twister (timings: the README's sampling
+benchmark), and it gives the same masks on every device for the same key.
 
 Sections, in this order: masks; the dropout family (unit noise,
 DropConnect, max-pooling dropout); variational dropout; concrete dropout;
@@ -163,8 +162,8 @@ def _keep_mask(shape: Sequence[int], p: float, device: torch.device, generator: 
 def _scaled_keep_mask(x: Tensor, p: float, shared_dims: Sequence[int], generator: torch.Generator | None) -> Tensor:
     """The keep mask times 1/(1 - p) in ``x``'s dtype, in the mask's (possibly broadcast) shape.
 
-    Built with float arithmetic, sign(bits - t + 1/2) + 1 in {0, 2}, which is about three times faster on a CPU
-    than a comparison followed by a bool-to-float conversion; float32 (or float64) holds every int16 and
+    Built with float arithmetic, sign(bits - t + 1/2) + 1 in {0, 2}, rather than a comparison followed by a
+    bool-to-float conversion (fewer passes on a CPU); float32 (or float64) holds every int16 and
     t - 1/2 exactly, so the mask is the same as ``bits >= t``.
     """
     bits, threshold = _fields(_mask_shape(x, shared_dims), p, x.device, generator)

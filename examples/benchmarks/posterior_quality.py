@@ -224,7 +224,7 @@ def run_problem(prob: Problem, args: argparse.Namespace, out: Path) -> list[dict
             "method": "reference (NUTS)",
             "w2": 0.0,
             "std_ratio": 1.0,
-            "nll": compare(ref_pred, ref_pred, prob.y_test, task="regression")["nll"] + log_y,
+            "nll": compare(ref_pred, ref_pred, prob.y_test, likelihood=bayesdrop.Gaussian())["nll"] + log_y,
             "fit_s": ref_info["seconds"],
             "predict_s": float("nan"),
             "r_hat": ref_info["r_hat"],
@@ -239,7 +239,7 @@ def run_problem(prob: Problem, args: argparse.Namespace, out: Path) -> list[dict
         start = time.perf_counter()
         pred = predict(method, net, lik, prob.x_test, args.predict_samples)
         predict_s = time.perf_counter() - start
-        scores = compare(pred, ref_pred, prob.y_test, task="regression")
+        scores = compare(pred, ref_pred, prob.y_test, likelihood=bayesdrop.Gaussian())
         preds[method] = pred
         rows.append(
             {
