@@ -484,7 +484,9 @@ def evaluate(
         Makes the draws reproducible without touching the global RNG. Each
         batch's noise comes from the seed combined with the batch's position
         (and, under torch.distributed, the rank); unseeded, the seed is drawn
-        from torch's global RNG.
+        from torch's global RNG. The same seed with another batch size gives
+        other draws (from the same distribution): the metrics agree within
+        their Monte Carlo error, not to the last digit.
     batch_size : int
         Batch size for in-memory data (a DataLoader keeps its own).
     progress : bool

@@ -178,3 +178,74 @@ def test_demo_quick(tmp_path, capsys):
         assert (out / report / figure).exists()
     assert main(["demo", "--out", str(out), "--quick", "--quiet"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the first hour (issue 19)
+
+
+def test_the_task_is_inferred_from_the_target_column_and_said(tmp_path, reg_csv, capsys):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 2))
+    labels = _write_csv(
+        tmp_path / "bc.csv", ["u", "v", "label"], np.column_stack([X, X[:, 0] > 0]).astype(int).tolist()
+    )
+    model = tmp_path / "bc.pt"
+    assert main(["fit", str(labels), "--target", "label", "--epochs", "3", "--quiet", "--out", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "classification model (concrete)" in out and "inferred from column 'label'" in out and "(None)" not in out
+    assert torch.load(model, weights_only=True)["task"] == "classification"
+    assert (
+        main(["fit", str(reg_csv), "--target", "y", "--epochs", "2", "--quiet", "--out", str(tmp_path / "r.pt")]) == 0
+    )
+    assert "regression model (variational)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert "inferred from the target column" in " ".join(capsys.readouterr().out.split())
+
+
+def test_text_class_labels_are_accepted_and_written_back_as_text(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(100, 2))
+    rows = [[*map(str, x), "malignant" if x[0] > 0 else "benign"] for x in X]
+    data = _write_csv(tmp_path / "text.csv", ["u", "v", "diagnosis"], rows)
+    model, pred = tmp_path / "t.pt", tmp_path / "p.csv"
+    assert main(["fit", str(data), "--target", "diagnosis", "--epochs", "20", "--quiet", "--out", str(model)]) == 0
+    assert "classification model" in capsys.readouterr().out
+    assert main(["predict", str(model), str(data), "--out", str(pred), "--num-samples", "10"]) == 0
+    written = list(csv.reader(open(pred)))
+    assert written[0][:2] == ["prob_benign", "prob_malignant"]
+    assert {r[2] for r in written[1:]} <= {"benign", "malignant"}
+    assert main(["report", str(model), str(data), "--target", "diagnosis", "--out", str(tmp_path / "rep"),
+                 "--num-samples", "5"]) == 0  # fmt: skip
+    assert (
+        main(["fit", str(data), "--target", "diagnosis", "--task", "regression", "--out", str(tmp_path / "x.pt")]) == 2
+    )
+    assert "--task regression needs numeric targets" in capsys.readouterr().err
+
+
+def test_fit_predict_and_report_refuse_to_overwrite_without_the_flag(tmp_path, reg_csv, capsys):
+    model, pred, rep = tmp_path / "m.pt", tmp_path / "p.csv", tmp_path / "rep"
+    fit = ["fit", str(reg_csv), "--target", "y", "--epochs", "2", "--quiet", "--out", str(model)]
+    assert main(fit) == 0
+    before = model.read_bytes()
+    assert main(fit) == 2
+    assert f"{model} exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert model.read_bytes() == before  # nothing was written
+    assert main([*fit, "--overwrite"]) == 0
+    predict = ["predict", str(model), str(reg_csv), "--out", str(pred), "--num-samples", "5"]
+    assert main(predict) == 0 and main(predict) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main([*predict, "--overwrite"]) == 0
+    report = ["report", str(model), str(reg_csv), "--target", "y", "--out", str(rep), "--num-samples", "5"]
+    assert main(report) == 0 and main(report) == 2
+    err = capsys.readouterr().err
+    assert "pass --overwrite" in err and "overwrite=True" not in err
+
+
+def test_cli_messages_name_the_flag(tmp_path, reg_csv, capsys):
+    for flag, value, said in [("--p", "1.5", "expected a dropout rate in [0, 1), got '1.5'"),
+                              ("--lr", "-1", "expected a positive number, got '-1'")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main(["fit", str(reg_csv), "--target", "y", flag, value, "--out", str(tmp_path / "m.pt")])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and f"argument {flag}" in err and said in err

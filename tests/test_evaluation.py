@@ -210,3 +210,66 @@ def test_bad_arguments():
         bayesdrop.evaluate(net, x, [0, 1, 2, 1])
     ev = bayesdrop.evaluate(net, x.numpy(), [0, 1, 0, 1], num_samples=2)  # arrays are data too
     assert len(ev.targets) == 4
+
+
+# --------------------------------------------------------------------------- the first hour (issue 19)
+
+
+def _hf_loader(n: int = 48, batch_size: int = 16):
+    """A DataLoader of tokenised texts through transformers' own DataCollatorWithPadding (local vocab, no download)."""
+    import tempfile
+    from pathlib import Path
+
+    transformers = pytest.importorskip("transformers")
+    vocab = Path(tempfile.mkdtemp()) / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrst"]))
+    collate = transformers.DataCollatorWithPadding(transformers.BertTokenizer(vocab_file=str(vocab)))
+    gen = torch.Generator().manual_seed(0)
+    features = []
+    for i in range(n):
+        length = int(torch.randint(3, 9, (), generator=gen))
+        ids = torch.randint(5, 25, (length,), generator=gen).tolist()
+        features.append({"input_ids": [2, *ids, 3], "labels": int(ids[0] >= 15)})
+    return torch.utils.data.DataLoader(features, batch_size=batch_size, collate_fn=collate), transformers
+
+
+def test_evaluate_and_fit_take_hugging_face_dict_batches_with_their_labels():
+    loader, transformers = _hf_loader()
+    first = next(iter(loader))
+    assert set(first) == {"input_ids", "attention_mask", "labels"}  # what every HF collator yields
+    config = transformers.BertConfig(
+        vocab_size=25, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=16, num_labels=2, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)
+    h = bayesdrop.fit(model, loader, likelihood=bayesdrop.Categorical(), epochs=1, output="logits", seed=0,
+                      progress=False)  # fmt: skip
+    assert math.isfinite(h.loss[0])
+    ev = bayesdrop.evaluate(model, loader, num_samples=4, output="logits", train_mode=True, seed=0)
+    labels = torch.cat([b["labels"] for b in loader]).numpy()
+    np.testing.assert_array_equal(ev.targets, labels)  # the labels came from the "labels" key
+    # the same batches with the labels under another key: target= names it
+    renamed = [{"y" if k == "labels" else k: v for k, v in b.items()} for b in loader]
+    ev2 = bayesdrop.evaluate(model, renamed, num_samples=4, output="logits", train_mode=True, seed=0, target="y")
+    np.testing.assert_allclose(ev2.mc_predictive, ev.mc_predictive)
+    with pytest.raises(TypeError, match=r"dict batch without a target tensor under the key 'labels'.*target=KEY"):
+        bayesdrop.evaluate(model, renamed, num_samples=2, output="logits", train_mode=True)
+
+
+def test_a_regressor_without_a_likelihood_is_told_to_pass_one():
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 1))
+    x, y = torch.randn(20, 2), torch.randn(20) * 0.1
+    with pytest.raises(ValueError, match=r"likelihood=bayesdrop.Gaussian\(\)"):
+        bayesdrop.evaluate(net, x, y, num_samples=3)
+
+
+def test_evaluate_names_itself_for_a_model_without_dropout():
+    net = nn.Sequential(nn.Linear(2, 3))
+    with pytest.raises(ValueError, match=r"^evaluate\(\) needs a model with a stochastic layer"):
+        bayesdrop.evaluate(net, torch.randn(5, 2), torch.randint(0, 3, (5,)), num_samples=3)
+
+
+def test_evaluate_documents_that_the_batch_size_changes_the_draws():
+    doc = bayesdrop.evaluate.__doc__
+    assert "batch size" in doc.split("seed : int")[1].split("batch_size : int")[0]

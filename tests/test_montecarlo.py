@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -406,3 +407,19 @@ def test_torch_dropout_keeps_torch_kernel_off_the_cpu(monkeypatch):
         out = m(torch.empty(3, 4, device="meta"))
         m(torch.ones(3, 4))
     assert out.device.type == "meta" and calls == ["meta"]
+
+
+def test_sample_takes_numpy_arrays_like_evaluate():
+    net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 2))
+    x = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(
+        bayesdrop.sample(net, x, 5, seed=0).numpy(), bayesdrop.sample(net, torch.from_numpy(x), 5, seed=0).numpy()
+    )
+    from_dict = bayesdrop.sample(net, {"input": x.astype(np.float64)}, 2, seed=0)  # model(input=...), float64 in
+    assert from_dict.shape == (2, 6, 2) and from_dict.dtype == torch.float32  # the model's dtype
+
+
+def test_a_shape_mismatch_reports_the_users_batch_not_the_one_row_probe():
+    net = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.Linear(16, 1))
+    with pytest.raises(RuntimeError, match=r"100x5 and 4x16"):
+        bayesdrop.sample(net, torch.randn(100, 5), 10)

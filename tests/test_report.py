@@ -72,3 +72,29 @@ def test_interrupted_report_leaves_nothing_half_written(tmp_path, evaluation, mo
     with pytest.raises(KeyboardInterrupt):
         bayesdrop.write_report(evaluation, tmp_path / "rep")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_page_names_model_data_and_date_explains_metrics_and_never_shows_nan(tmp_path):
+    import re
+    from datetime import datetime, timezone
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 2))
+    lik = bayesdrop.Gaussian(heteroscedastic=True)
+    ev = bayesdrop.evaluate(net, torch.randn(30, 2), torch.randn(30), likelihood=lik, num_samples=5, seed=0)
+    assert "mixture_nll" in ev.mc and "mixture_nll" not in ev.deterministic  # a metric of the MC side only
+    ev.meta.update(model="toy-mlp.pt", data="toy.csv", method="mc")
+    page = (bayesdrop.write_report(ev, tmp_path / "rep") / "index.html").read_text()
+    text = re.sub(r"<[^>]+>", " ", page.split("<h2>Figures")[0])
+    assert "toy-mlp.pt" in text and "toy.csv" in text and "mc" in text
+    assert datetime.now(timezone.utc).strftime("%Y-%m-%d") in text
+    assert "nan" not in text.lower().split() and "not defined" in text
+    for metric, note in report_module.METRIC_NOTES.items():
+        if metric in ev.mc:
+            assert note in html_unescape(text), metric
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)

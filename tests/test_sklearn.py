@@ -126,3 +126,27 @@ def test_concrete_method_learns_its_rates_and_round_trips():
         X, (y > np.median(y)).astype(int)
     )
     assert clf.score(X, (y > np.median(y)).astype(int)) > 0.8
+
+
+def test_intervals_reach_through_a_pipeline_and_grid_search():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _reg_data(120)
+    pipe = make_pipeline(StandardScaler(), DropoutRegressor(epochs=5, num_samples=20, random_state=0)).fit(X, y)
+    mean, lower, upper = pipe.predict(X[:7], return_interval=0.9)
+    mean2, std = pipe.predict(X[:7], return_std=True)
+    reg = pipe[-1]
+    z = 1.6448536269514722  # the 0.95 quantile of N(0, 1)
+    np.testing.assert_allclose(mean, mean2)  # a seeded estimator: the same draws
+    np.testing.assert_allclose(lower, mean - z * std, rtol=1e-10)
+    np.testing.assert_allclose(upper, mean + z * std, rtol=1e-10)
+    lo, hi = reg.predict_interval(StandardScaler().fit(X).transform(X[:7]), level=0.9)
+    np.testing.assert_allclose(lo, lower)
+    np.testing.assert_allclose(hi, upper)
+    search = GridSearchCV(pipe, {"dropoutregressor__p": [0.05, 0.1]}, cv=2).fit(X, y)
+    out = search.best_estimator_.predict(X[:4], return_std=True, return_interval=0.5)
+    assert len(out) == 4 and np.all(out[2] < out[0]) and np.all(out[0] < out[3])
+    with pytest.raises(ValueError, match=r"'return_interval' parameter of DropoutRegressor.predict must be"):
+        pipe.predict(X[:2], return_interval=1.5)
