@@ -226,7 +226,7 @@ def _hf_loader(n: int = 48, batch_size: int = 16):
     collate = transformers.DataCollatorWithPadding(transformers.BertTokenizer(vocab_file=str(vocab)))
     gen = torch.Generator().manual_seed(0)
     features = []
-    for i in range(n):
+    for _ in range(n):
         length = int(torch.randint(3, 9, (), generator=gen))
         ids = torch.randint(5, 25, (length,), generator=gen).tolist()
         features.append({"input_ids": [2, *ids, 3], "labels": int(ids[0] >= 15)})
