@@ -13,6 +13,7 @@ from .classification import (
     risk_coverage_curve,
 )
 from .gap import ensemble_gap, per_example_gap, regression_gap
+from .ood import deterministic_scores, mc_scores, ood_detection
 from .posterior import compare, wasserstein2
 from .regression import (
     crps_gaussian,
@@ -36,17 +37,20 @@ __all__ = [
     "compare",
     "crps_gaussian",
     "crps_samples",
+    "deterministic_scores",
     "ece",
     "ensemble_gap",
     "expected_entropy",
     "gaussian_nll",
     "interval_coverage",
     "interval_width",
+    "mc_scores",
     "miscalibration_area",
     "misclassification_auroc",
     "mixture_nll",
     "mutual_information",
     "nll",
+    "ood_detection",
     "per_example_gap",
     "predictive_entropy",
     "regression_calibration_curve",
