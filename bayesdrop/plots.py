@@ -9,6 +9,7 @@ References
 - Guo et al. 2017, arXiv:1706.04599, fig. 1 (reliability diagrams).
 - Kuleshov et al. 2018, arXiv:1807.00263 (regression calibration plots).
 - Geifman & El-Yaniv 2017, arXiv:1705.08500 (risk-coverage curves).
+- Ovadia et al. 2019, arXiv:1906.02530, fig. 1-2 (metrics against shift intensity).
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ __all__ = [
     "feature_grid",
     "gap_histogram",
     "log_alpha_histogram",
+    "ood_histogram",
+    "ood_roc",
     "posterior_comparison",
     "regression_calibration",
     "reliability_diagram",
     "risk_coverage",
+    "shift_curves",
     "uncertainty_vs_error",
 ]
 
@@ -597,3 +601,123 @@ def log_alpha_histogram(model: Any, *, bins: int = 60, ax: Axes | None = None) -
     ax.set_ylabel("weights")
     ax.legend(fontsize=8)
     return {"ax": ax, "counts": counts, "edges": edges}
+
+
+def ood_histogram(
+    scores_in: ArrayLike,
+    scores_out: ArrayLike,
+    *,
+    bins: int = 40,
+    ax: Axes | None = None,
+    xlabel: str = "score (higher = more likely OOD)",
+    labels: tuple[str, str] = ("in-distribution", "out-of-distribution"),
+) -> dict[str, Any]:
+    """Histograms (densities) of a score on in- and out-of-distribution examples, on shared bins.
+
+    Parameters
+    ----------
+    scores_in, scores_out : array (N,)
+        The score of each example (higher = more likely OOD).
+    bins : int
+        Number of shared bins over the range of both.
+    ax : matplotlib Axes, optional
+    xlabel : str
+    labels : (str, str)
+        Legend labels of the two sets.
+
+    Returns
+    -------
+    dict
+        ``ax``, ``edges`` and ``in``/``out``: the bar containers (their heights are densities).
+    """
+    ax = _axes(ax)
+    s_in, s_out = as_float(scores_in, "scores_in").ravel(), as_float(scores_out, "scores_out").ravel()
+    both = np.concatenate([s_in, s_out])
+    lo, hi = float(both.min()), float(both.max())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+    _, _, bars_in = ax.hist(s_in, bins=edges.tolist(), density=True, alpha=0.6, color="#4c72b0", label=labels[0])
+    _, _, bars_out = ax.hist(s_out, bins=edges.tolist(), density=True, alpha=0.6, color="#dd8452", label=labels[1])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.legend(fontsize="small")
+    return {"ax": ax, "edges": edges, "in": bars_in, "out": bars_out}
+
+
+def ood_roc(scores: Mapping[str, tuple[ArrayLike, ArrayLike]], *, ax: Axes | None = None) -> dict[str, Any]:
+    """ROC curves of OOD detection, one per score: OOD examples caught against in-distribution ones flagged.
+
+    Parameters
+    ----------
+    scores : dict of str to (scores_in, scores_out)
+        For each score's name, its values on in- and out-of-distribution
+        examples (higher = more likely OOD).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    dict
+        ``ax`` and ``lines``: the Line2D of each score (x = false-positive rate, y = true-positive rate).
+    """
+    from sklearn.metrics import roc_curve
+
+    ax = _axes(ax)
+    lines = {}
+    for name, (s_in, s_out) in scores.items():
+        a, b = as_float(s_in, "scores_in").ravel(), as_float(s_out, "scores_out").ravel()
+        fpr, tpr, _ = roc_curve(np.r_[np.zeros(len(a)), np.ones(len(b))], np.r_[a, b])
+        auroc = metrics.ood_detection(a, b)["auroc"]
+        (lines[name],) = ax.plot(fpr, tpr, label=f"{name} (AUROC {auroc:.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set_xlabel("in-distribution flagged as OOD (false-positive rate)")
+    ax.set_ylabel("OOD caught (true-positive rate)")
+    ax.legend(fontsize="small", loc="lower right")
+    return {"ax": ax, "lines": lines}
+
+
+def shift_curves(
+    results: Mapping[str, Mapping[float, Mapping[str, float]]],
+    *,
+    metric_names: tuple[str, ...] = ("accuracy", "nll", "ece", "brier"),
+    xlabel: str = "shift intensity",
+    axes: Any = None,
+) -> dict[str, Any]:
+    """Metrics against shift intensity, one panel per metric, one line per method (Ovadia et al. 2019).
+
+    Parameters
+    ----------
+    results : dict of method to {intensity: {metric: value}}
+        For each method, its metrics at each intensity (0 for the unshifted
+        test set, if measured).
+    metric_names : tuple of str
+        The panels, left to right.
+    xlabel : str
+        E.g. ``"rotation (degrees)"``.
+    axes : sequence of matplotlib Axes, optional
+        One per metric; a new figure with one row of panels when None.
+
+    Returns
+    -------
+    dict
+        ``fig``, ``axes`` and ``lines`` (``lines[metric][method]``: each Line2D).
+    """
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(metric_names), figsize=(4 * len(metric_names), 3.6), squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = list(axes)
+        fig = axes[0].figure
+    if len(axes) != len(metric_names):
+        raise ValueError(f"The 'axes' parameter of shift_curves must hold {len(metric_names)} axes. Got {len(axes)}.")
+    lines: dict[str, dict[str, Any]] = {m: {} for m in metric_names}
+    for ax, metric in zip(axes, metric_names, strict=True):
+        for i, (method, by_intensity) in enumerate(results.items()):
+            xs = sorted(by_intensity)
+            ys = [by_intensity[x][metric] for x in xs]
+            (lines[metric][method],) = ax.plot(xs, ys, "o-", ms=3, color=f"C{i % 10}", label=method)
+        ax.set_xlabel(xlabel)
+        ax.set_title(metric)
+    axes[0].legend(fontsize="x-small")
+    fig.tight_layout()
+    return {"fig": fig, "axes": axes, "lines": lines}

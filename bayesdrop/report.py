@@ -78,11 +78,44 @@ def _regression_figures(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], 
     ]  # fmt: skip
 
 
+def _ood_figures(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    """With OOD data: the in/out histograms of the best-separating MC score and the ROC curves of every score."""
+    if not ev.ood:
+        return []
+    found = ev.ood["metrics"]
+    best = max((k for k in found if k.startswith("mc_")), key=lambda k: found[k]["auroc"])
+    pairs = {k: (ev.ood["scores_in"][k], ev.ood["scores_out"][k]) for k in found}
+    return [
+        ("ood_histogram", f"In- and out-of-distribution values of {best} (the MC score with the highest AUROC).",
+         lambda ax: plots.ood_histogram(*pairs[best], ax=ax, xlabel=f"{best} (higher = more likely OOD)")),
+        ("ood_roc", "OOD detection: ROC curve of every score.", lambda ax: plots.ood_roc(pairs, ax=ax)),
+    ]  # fmt: skip
+
+
+def _ood_table(ev: Evaluation) -> str:
+    if not ev.ood:
+        return ""
+    names = ("auroc", "aupr_in", "aupr_out", "fpr95")
+    head = "".join(f"<th>{n}</th>" for n in names)
+    rows = "".join(
+        f"<tr><td>{html.escape(score)}</td>{''.join(_cell(m[n]) for n in names)}</tr>"
+        for score, m in ev.ood["metrics"].items()
+    )
+    return (
+        f"<h2>Out-of-distribution detection ({ev.ood['num_examples']} OOD examples)</h2>"
+        "<p>Higher scores mean more likely OOD. AUROC: chance that an OOD example scores above an in-distribution "
+        "one (0.5 is chance); AUPR: average precision with in- or out-of-distribution as the positive class; "
+        "FPR95: fraction of OOD examples accepted when 95% of in-distribution ones are (lower is better).</p>"
+        f"<table><tr><th>score</th>{head}</tr>{rows}</table>"
+    )
+
+
 def _figure_sections(ev: Evaluation, folder: Path) -> list[str]:
     """Draw each figure into ``folder`` as a PNG and return the page's ``<figure>`` elements (images inlined)."""
     import matplotlib.pyplot as plt
 
     specs = _classification_figures(ev) if ev.task == "classification" else _regression_figures(ev)
+    specs += _ood_figures(ev)
     sections = []
     for name, caption, draw in specs:
         fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -117,7 +150,7 @@ def _table(ev: Evaluation) -> str:
     return (
         "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th><th>meaning</th></tr>"
         f"{rows}</table><h2>Gap: MC ensemble vs deterministic</h2><table><tr><th>measure</th><th>value</th></tr>"
-        f"{gap}</table>"
+        f"{gap}</table>{_ood_table(ev)}"
     )
 
 

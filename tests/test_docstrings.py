@@ -62,6 +62,8 @@ PUBLIC_MODULES = [
     "bayesdrop.mlp",
     "bayesdrop.model_file",
     "bayesdrop.files",
+    "bayesdrop.calibrate",
+    "bayesdrop.shifts",
 ]
 
 

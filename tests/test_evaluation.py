@@ -273,3 +273,46 @@ def test_evaluate_names_itself_for_a_model_without_dropout():
 def test_evaluate_documents_that_the_batch_size_changes_the_draws():
     doc = bayesdrop.evaluate.__doc__
     assert "batch size" in doc.split("seed : int")[1].split("batch_size : int")[0]
+
+
+# --------------------------------------------------------------------------- out-of-distribution data (issue 20)
+
+
+def test_evaluate_with_ood_data_from_a_loader_equals_tensors():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    x, y = torch.randn(60, 2), torch.randint(0, 3, (60,))
+    far = torch.randn(40, 2) * 5
+    ev = bayesdrop.evaluate(net, x, y, num_samples=8, seed=0, batch_size=16, ood=far)
+    loader = DataLoader(TensorDataset(far), batch_size=16)  # inputs only, no labels
+    ev_loader = bayesdrop.evaluate(net, x, y, num_samples=8, seed=0, batch_size=16, ood=loader)
+    labelled = DataLoader(TensorDataset(far, torch.zeros(40, dtype=torch.long)), batch_size=16)  # labels ignored
+    ev_labelled = bayesdrop.evaluate(net, x, y, num_samples=8, seed=0, batch_size=16, ood=labelled)
+    assert ev.ood["num_examples"] == 40
+    names = {"mc_max_prob", "mc_entropy", "mc_mutual_information", "mc_variation_ratio", "det_max_prob",
+             "det_max_logit", "det_energy"}  # fmt: skip
+    assert set(ev.ood["metrics"]) == names
+    for other in (ev_loader, ev_labelled):
+        for name in names:
+            np.testing.assert_allclose(other.ood["scores_out"][name], ev.ood["scores_out"][name])
+            assert other.ood["metrics"][name] == pytest.approx(ev.ood["metrics"][name])
+    # the in-distribution scores are those of the evaluation itself
+    np.testing.assert_allclose(ev.ood["scores_in"]["mc_entropy"], ev.per_example["entropy"])
+    np.testing.assert_allclose(ev.ood["scores_in"]["mc_max_prob"], 1 - ev.mc_predictive.max(1))
+    m = ev.ood["metrics"]["mc_entropy"]
+    assert m == bayesdrop.metrics.ood_detection(ev.ood["scores_in"]["mc_entropy"], ev.ood["scores_out"]["mc_entropy"])
+    assert json.dumps(ev.to_dict()["ood"])  # the metrics go to metrics.json
+
+
+def test_evaluate_ood_for_a_regressor_uses_the_variances():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+    lik = bayesdrop.Gaussian(heteroscedastic=True)
+    ev = bayesdrop.evaluate(net, torch.randn(30, 1), torch.randn(30), likelihood=lik, num_samples=6, seed=0,
+                            ood=torch.randn(20, 1) + 10)  # fmt: skip
+    assert set(ev.ood["metrics"]) == {"mc_epistemic_var", "mc_total_var"}
+    np.testing.assert_allclose(ev.ood["scores_in"]["mc_total_var"], ev.per_example["total_var"])
+    with pytest.raises(ValueError, match=r"'ood' parameter of evaluate must hold at least one example"):
+        bayesdrop.evaluate(net, torch.randn(5, 1), torch.randn(5), likelihood=lik, num_samples=2, ood=torch.zeros(0, 1))

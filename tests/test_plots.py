@@ -70,3 +70,41 @@ def test_given_ax_is_used():
     fig, ax = plt.subplots()
     out = plots.reliability_diagram([0.25, 0.75], [0, 1], ax=ax, hist=False)
     assert out["ax"] is ax and "hist_ax" not in out
+
+
+def test_ood_histogram_bars_are_densities_on_shared_bins():
+    s_in, s_out = np.array([0.0, 0.0, 0.25, 0.75]), np.array([0.75, 1.0])
+    out = plots.ood_histogram(s_in, s_out, bins=4)
+    np.testing.assert_allclose(out["edges"], [0, 0.25, 0.5, 0.75, 1.0])
+    # densities: in has 2, 1, 0, 1 of 4 in bins of width .25 -> 2, 1, 0, 1; out has 0, 0, 0, 2 of 2 -> 0, 0, 0, 4
+    np.testing.assert_allclose([b.get_height() for b in out["in"]], [2.0, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose([b.get_height() for b in out["out"]], [0.0, 0.0, 0.0, 4.0])
+
+
+def test_ood_roc_draws_one_curve_per_score_with_its_auroc():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 50), rng.normal(2, 1, 30)
+    out = plots.ood_roc({"good": (a, b), "bad": (b, a)})
+    assert set(out["lines"]) == {"good", "bad"}
+    auroc = M.ood_detection(a, b)["auroc"]
+    assert f"(AUROC {auroc:.3f})" in out["lines"]["good"].get_label()
+    x, y = out["lines"]["good"].get_data()
+    assert x[0] == 0 and y[-1] == 1 and np.all(np.diff(x) >= 0)
+
+
+def test_shift_curves_one_panel_per_metric_one_line_per_method():
+    results = {
+        "mc": {
+            0: {"accuracy": 0.99, "nll": 0.05},
+            90: {"accuracy": 0.2, "nll": 3.0},
+            45: {"accuracy": 0.6, "nll": 1.0},
+        },
+        "ensemble": {0: {"accuracy": 0.98, "nll": 0.06}, 45: {"accuracy": 0.7, "nll": 0.9}},
+    }
+    out = plots.shift_curves(results, metric_names=("accuracy", "nll"), xlabel="rotation (degrees)")
+    assert len(out["axes"]) == 2 and out["axes"][1].get_title() == "nll"
+    x, y = out["lines"]["accuracy"]["mc"].get_data()
+    assert list(x) == [0, 45, 90] and list(y) == [0.99, 0.6, 0.2]  # sorted by intensity
+    assert list(out["lines"]["nll"]["ensemble"].get_data()[1]) == [0.06, 0.9]
+    with pytest.raises(ValueError, match=r"'axes' parameter of shift_curves must hold 2 axes"):
+        plots.shift_curves(results, metric_names=("accuracy", "nll"), axes=[out["axes"][0]])

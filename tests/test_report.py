@@ -98,3 +98,15 @@ def html_unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+def test_a_report_with_ood_data_draws_its_histogram_and_roc_curves(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 3))
+    ev = bayesdrop.evaluate(net, torch.randn(40, 3), torch.randint(0, 3, (40,)), num_samples=10, seed=0,
+                            ood=torch.randn(25, 3) * 4)  # fmt: skip
+    out = bayesdrop.write_report(ev, tmp_path / "rep")
+    assert (out / "ood_histogram.png").exists() and (out / "ood_roc.png").exists()
+    page = (out / "index.html").read_text()
+    assert "Out-of-distribution detection (25 OOD examples)" in page and "det_energy" in page
+    assert json.loads((out / "metrics.json").read_text())["ood"]["num_examples"] == 25

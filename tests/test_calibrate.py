@@ -1,0 +1,71 @@
+"""Temperature scaling: a planted temperature is recovered; the wrapper works with sample and evaluate."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import bayesdrop
+from bayesdrop.calibrate import TemperatureScaled, fit_temperature, temperature_scale
+from bayesdrop.calibrate import _nll as nll_at
+from tests.conftest import z_value
+
+
+def _standard_error_of_log_t(logits: torch.Tensor, labels: torch.Tensor, t_hat: float) -> float:
+    # The NLL summed over n examples is a log-likelihood in log T; its curvature at the estimate (the observed
+    # Fisher information) gives the standard error of log T_hat: 1 / sqrt(n * d2 mean-NLL / d(log T)^2).
+    log_t = torch.tensor(math.log(t_hat), dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(nll_at(logits.double(), labels, log_t), log_t, create_graph=True)
+    (h,) = torch.autograd.grad(g, log_t)
+    return 1.0 / math.sqrt(len(labels) * float(h))
+
+
+@pytest.mark.parametrize("mc", [False, True])
+def test_a_planted_temperature_is_recovered(mc):
+    gen = torch.Generator().manual_seed(0)
+    n, k, samples, planted = 20_000, 5, 8 if mc else 1, 2.5
+    centre = 3.0 * torch.randn(n, k, generator=gen, dtype=torch.float64)
+    logits = centre[None] + (0.8 * torch.randn(samples, n, k, generator=gen, dtype=torch.float64) if mc else 0.0)
+    probs = torch.softmax(logits / planted, -1).mean(0)  # the (MC) predictive at the planted temperature
+    labels = torch.multinomial(probs, 1, generator=gen)[:, 0]
+    t_hat = fit_temperature(logits if mc else logits[0], labels)
+    se = _standard_error_of_log_t(logits, labels, t_hat)
+    assert abs(math.log(t_hat) - math.log(planted)) <= z_value(2) * se
+    assert se < 0.05  # the test has power: a 10% error in T is several standard errors away
+
+
+def test_one_class_is_refused_and_nan_too():
+    z = torch.randn(10, 3)
+    with pytest.raises(ValueError, match=r"'labels' parameter of fit_temperature holds one class only"):
+        fit_temperature(z, torch.zeros(10, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"'logits' parameter of fit_temperature contains NaN"):
+        fit_temperature(torch.full((4, 3), float("nan")), torch.tensor([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match=r"'temperature' parameter of TemperatureScaled must be a float > 0"):
+        TemperatureScaled(nn.Linear(2, 2), 0.0)
+
+
+def test_the_wrapper_divides_every_mc_sample_and_works_with_evaluate():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    x, y = torch.randn(120, 2), torch.randint(0, 3, (120,))
+    scaled = TemperatureScaled(net, 2.0)
+    torch.testing.assert_close(bayesdrop.sample(scaled, x, 7, seed=1), bayesdrop.sample(net, x, 7, seed=1) / 2)
+    fitted = temperature_scale(net, x, y, num_samples=10, seed=0)
+    from_loader = temperature_scale(net, DataLoader(TensorDataset(x, y), batch_size=256), num_samples=10, seed=0)
+    assert float(fitted.temperature) == pytest.approx(float(from_loader.temperature))
+    before = bayesdrop.evaluate(net, x, y, num_samples=10, seed=3).mc["nll"]
+    after = bayesdrop.evaluate(fitted, x, y, num_samples=10, seed=3).mc["nll"]
+    assert after <= before + 1e-9  # fitted on these very examples: it cannot be worse on them (same draws)
+
+
+def test_deterministic_temperature_leaves_the_predicted_class():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.1), nn.Linear(8, 4))
+    x, y = torch.randn(50, 3), torch.randint(0, 4, (50,))
+    scaled = temperature_scale(net, x, y, mc=False)
+    net.eval()
+    assert torch.equal(scaled(x).argmax(1), net(x).argmax(1))
