@@ -38,7 +38,10 @@ from .metrics.classification import bin_index
 from .metrics.regression import mixture_log_likelihood
 from .montecarlo import deterministic, sample_prepared
 
-__all__ = ["Evaluation", "convergence_grid", "evaluate"]
+__all__ = ["SELECTIVE_COVERAGES", "Evaluation", "convergence_grid", "evaluate"]
+
+#: The coverages at which :attr:`Evaluation.selective` reports the accuracy or RMSE of the kept examples.
+SELECTIVE_COVERAGES = (0.5, 0.8, 0.9, 0.95, 1.0)
 
 
 def convergence_grid(num_samples: int) -> list[int]:
@@ -103,6 +106,14 @@ class Evaluation:
         Labels, or regression targets (N,) or (N, D).
     meta : dict
         ``likelihood`` (its repr), ``num_targets`` and anything the caller adds.
+    selective : dict
+        Selective prediction: ``coverage`` (:data:`SELECTIVE_COVERAGES`),
+        ``metric`` (``"accuracy"`` or ``"rmse"``) and ``by_score``: for each
+        uncertainty score (classification: ``max_prob`` (1 minus the top
+        probability), ``entropy``, ``mutual_information``,
+        ``variation_ratio``; regression: ``total_std``, ``epistemic_std``)
+        the metric of the examples kept when the most uncertain are rejected
+        down to each coverage.
     ood : dict
         Empty unless ``evaluate(..., ood=data)``: ``metrics`` (for each
         score, :func:`bayesdrop.metrics.ood_detection`'s ``auroc``,
@@ -127,6 +138,7 @@ class Evaluation:
     targets: Array
     meta: dict[str, Any] = field(default_factory=dict)
     ood: dict[str, Any] = field(default_factory=dict)
+    selective: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (NaN and infinities become ``None``)."""
@@ -140,6 +152,7 @@ class Evaluation:
                 "gap": self.gap,
                 "convergence": self.convergence,
                 "meta": self.meta,
+                "selective": self.selective,
                 **({"ood": {k: self.ood[k] for k in ("metrics", "num_examples")}} if self.ood else {}),
             }
         )
@@ -583,9 +596,36 @@ def evaluate(
             scores_in.append(acc.scores(s, det))
     ev = acc.finish(_gather(acc.parts, run.shard, run.seen))
     ev.meta.update(likelihood=repr(likelihood), num_targets=getattr(likelihood, "num_targets", 1))
+    ev.selective = _selective(ev)
     if ood is not None:
         ev.ood = _ood_section(acc, run, ood, _gather(scores_in, run.shard, run.seen), batch_size, shown)
     return ev
+
+
+def selective_scores(ev: Evaluation) -> tuple[str, Array, dict[str, Array]]:
+    """The selective metric's name, per-example values (1 if right; or the error's size) and uncertainty scores."""
+    per = ev.per_example
+    if ev.task == "classification":
+        p = ev.mc_predictive
+        top = p.max(1) if p.ndim == 2 else np.maximum(p, 1 - p)
+        scores = {"max_prob": 1 - top, **{k: per[k] for k in ("entropy", "mutual_information", "variation_ratio")}}
+        return "accuracy", 1 - per["error"], scores
+
+    def per_example(a: Array) -> Array:  # several targets: the mean over them
+        return a if a.ndim == 1 else a.mean(1)
+
+    scores = {
+        "total_std": np.sqrt(per_example(per["total_var"])),
+        "epistemic_std": np.sqrt(per_example(per["epistemic_var"])),
+    }
+    return "rmse", np.sqrt(per_example(per["abs_error"] ** 2)), scores
+
+
+def _selective(ev: Evaluation) -> dict[str, Any]:
+    name, values, scores = selective_scores(ev)
+    measure = metrics.selective_accuracy if name == "accuracy" else metrics.selective_rmse
+    by_score = {score: [measure(values, u, c) for c in SELECTIVE_COVERAGES] for score, u in scores.items()}
+    return {"coverage": list(SELECTIVE_COVERAGES), "metric": name, "by_score": by_score}
 
 
 @dataclass

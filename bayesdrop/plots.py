@@ -40,6 +40,7 @@ __all__ = [
     "regression_calibration",
     "reliability_diagram",
     "risk_coverage",
+    "selective",
     "shift_curves",
     "uncertainty_vs_error",
 ]
@@ -721,3 +722,47 @@ def shift_curves(
     axes[0].legend(fontsize="x-small")
     fig.tight_layout()
     return {"fig": fig, "axes": axes, "lines": lines}
+
+
+def selective(
+    values: ArrayLike,
+    scores: Mapping[str, ArrayLike],
+    *,
+    metric: Literal["accuracy", "rmse"] = "accuracy",
+    marks: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95),
+    ax: Axes | None = None,
+) -> dict[str, Any]:
+    """Accuracy (or RMSE) of the kept examples against coverage, rejecting the most uncertain first, per score.
+
+    Parameters
+    ----------
+    values : array (N,)
+        ``metric="accuracy"``: 1 where the prediction is right; ``"rmse"``: the size of each error.
+    scores : dict of str to array (N,)
+        Uncertainty scores (higher = rejected first).
+    metric : {"accuracy", "rmse"}
+    marks : tuple of float
+        Coverages marked with a point on every curve.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    dict
+        ``ax``, ``lines`` and ``marks`` (the PathCollection of each score's marked points).
+    """
+    ax = _axes(ax)
+    v = as_float(values, "values").ravel()
+    lines, points = {}, {}
+    for i, (name, u) in enumerate(scores.items()):
+        loss = 1 - v if metric == "accuracy" else v**2
+        cov, risk = metrics.selective_curve(loss, u)
+        y = 1 - risk if metric == "accuracy" else np.sqrt(risk)
+        (lines[name],) = ax.plot(cov, y, color=f"C{i % 10}", label=name)
+        at = [metrics.selective_accuracy(v, u, c) if metric == "accuracy" else metrics.selective_rmse(v, u, c)
+              for c in marks]  # fmt: skip
+        points[name] = ax.scatter(marks, at, color=f"C{i % 10}", s=18, zorder=3)
+    ax.set_xlabel("coverage (fraction kept, most uncertain rejected first)")
+    ax.set_ylabel("accuracy of the kept examples" if metric == "accuracy" else "RMSE of the kept examples")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize="small")
+    return {"ax": ax, "lines": lines, "marks": points}

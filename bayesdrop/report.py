@@ -92,6 +92,32 @@ def _ood_figures(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], Any]]]:
     ]  # fmt: skip
 
 
+def _selective_figure(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    from .evaluation import selective_scores
+
+    name, values, scores = selective_scores(ev)
+    marks = tuple(c for c in ev.selective["coverage"] if c < 1)
+    caption = (
+        f"Selective prediction: {name} of the kept examples as the most uncertain are rejected (points: the table)."
+    )
+    metric: Any = name  # "accuracy" or "rmse"
+    return [("selective", caption, lambda ax: plots.selective(values, scores, metric=metric, marks=marks, ax=ax))]
+
+
+def _selective_table(ev: Evaluation) -> str:
+    sel = ev.selective
+    head = "".join(f"<th>{c:g}</th>" for c in sel["coverage"])
+    rows = "".join(
+        f"<tr><td>{html.escape(score)}</td>{''.join(_cell(v) for v in values)}</tr>"
+        for score, values in sel["by_score"].items()
+    )
+    return (
+        f"<h2>Selective prediction: {sel['metric']} at each coverage</h2><p>The examples with the highest "
+        "uncertainty (by each score) are rejected until the coverage is left.</p>"
+        f"<table><tr><th>score / coverage</th>{head}</tr>{rows}</table>"
+    )
+
+
 def _ood_table(ev: Evaluation) -> str:
     if not ev.ood:
         return ""
@@ -115,7 +141,7 @@ def _figure_sections(ev: Evaluation, folder: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     specs = _classification_figures(ev) if ev.task == "classification" else _regression_figures(ev)
-    specs += _ood_figures(ev)
+    specs += _ood_figures(ev) + _selective_figure(ev)
     sections = []
     for name, caption, draw in specs:
         fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -150,7 +176,7 @@ def _table(ev: Evaluation) -> str:
     return (
         "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th><th>meaning</th></tr>"
         f"{rows}</table><h2>Gap: MC ensemble vs deterministic</h2><table><tr><th>measure</th><th>value</th></tr>"
-        f"{gap}</table>{_ood_table(ev)}"
+        f"{gap}</table>{_selective_table(ev) if ev.selective else ''}{_ood_table(ev)}"
     )
 
 

@@ -18,6 +18,7 @@ COVERED = [
     "benchmarks/posterior_quality.py",
     "benchmarks/learned_noise.py",
     "benchmarks/classification.py",
+    "benchmarks/coverage.py",
     "benchmarks/shift_ood.py",
     "reproductions/mnist_dropout.py",
     "reproductions/features_and_sparsity.py",

@@ -29,13 +29,14 @@ def test_report_folder_contents(tmp_path, evaluation):
             "uncertainty_vs_error.png",
             "gap_histogram.png",
             "convergence.png",
+            "selective.png",
         ]
     )
     data = json.loads((out / "metrics.json").read_text())
     assert data["mc"]["nll"] == pytest.approx(evaluation.mc["nll"])
     assert data["num_samples"] == 10 and data["convergence"]["T"] == [1, 2, 5, 10]
     page = (out / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "deterministic" in page
+    assert page.count("data:image/png;base64,") == 6 and "deterministic" in page
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no temporary folder left

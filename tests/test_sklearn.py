@@ -150,3 +150,27 @@ def test_intervals_reach_through_a_pipeline_and_grid_search():
     assert len(out) == 4 and np.all(out[2] < out[0]) and np.all(out[0] < out[3])
     with pytest.raises(ValueError, match=r"'return_interval' parameter of DropoutRegressor.predict must be"):
         pipe.predict(X[:2], return_interval=1.5)
+
+
+def test_mapie_split_conformal_with_the_mc_spread():
+    mapie = pytest.importorskip("mapie")
+    from mapie.classification import SplitConformalClassifier
+    from mapie.conformity_scores import StdConformityScore
+    from mapie.regression import SplitConformalRegressor
+
+    X, y = _reg_data(300)
+    reg = DropoutRegressor(epochs=20, num_samples=30, random_state=0).fit(X[:150], y[:150])
+    scr = SplitConformalRegressor(reg, confidence_level=0.9, conformity_score=StdConformityScore(), prefit=True)
+    scr.conformalize(X[150:230], y[150:230])
+    _, intervals = scr.predict_interval(X[230:])
+    lower, upper = intervals[:, 0, 0], intervals[:, 1, 0]
+    _, std = reg.predict(X[230:], return_std=True)
+    width = upper - lower
+    np.testing.assert_allclose(width / width.mean(), std / std.mean(), rtol=0.05)  # widths follow the MC spread
+    Xc = np.random.default_rng(0).normal(size=(240, 2))
+    yc = np.digitize(Xc[:, 0] + 0.3 * Xc[:, 1], [-0.5, 0.5])  # three classes (MAPIE's APS needs more than two)
+    clf = DropoutClassifier(epochs=10, num_samples=20, random_state=0).fit(Xc[:120], yc[:120])
+    scc = SplitConformalClassifier(clf, confidence_level=0.9, conformity_score="aps", prefit=True)
+    scc.conformalize(Xc[120:180], yc[120:180])
+    _, sets = scc.predict_set(Xc[180:])
+    assert sets.shape == (60, 3, 1) and sets[:, :, 0].any(1).all()

@@ -26,6 +26,7 @@ from .regression import (
     regression_calibration_curve,
     rmse,
 )
+from .selective import selective_accuracy, selective_curve, selective_rmse
 from .uncertainty import expected_entropy, mutual_information, predictive_entropy, variation_ratio
 
 __all__ = [
@@ -58,6 +59,9 @@ __all__ = [
     "reliability_table",
     "risk_coverage_curve",
     "rmse",
+    "selective_accuracy",
+    "selective_curve",
+    "selective_rmse",
     "variation_ratio",
     "wasserstein2",
 ]

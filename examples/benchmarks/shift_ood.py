@@ -175,6 +175,7 @@ def measure(predict: Predictor, x: Tensor, y: Tensor | None, seed: int, chunk: i
 def methods_of(store: Store, part: str, train_set: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor],
                args: argparse.Namespace, classes: int) -> dict[str, tuple[Predictor, float]]:  # fmt: skip
     """Every method's predictor and training seconds (models trained once, then loaded)."""
+
     def get(method: str, seed: int) -> tuple[nn.Module, float]:
         kind = "deterministic" if method == "ensemble" else method
         key = f"{part}-{kind}-{seed}"
@@ -327,10 +328,17 @@ def _per_intensity(store: Store, methods: list[str]) -> list[str]:
         xs = sorted({r["intensity"] for r in _rows(store, part="all", set=kind)})
         if not xs:
             continue
-        lines += [f"**{kind}**", "", "| method | " + " | ".join(f"{x:g}" for x in xs) + " |", "|---" * (len(xs) + 1) + "|"]
+        lines += [
+            f"**{kind}**",
+            "",
+            "| method | " + " | ".join(f"{x:g}" for x in xs) + " |",
+            "|---" * (len(xs) + 1) + "|",
+        ]
         for m in methods:
             by = {r["intensity"]: r for r in _rows(store, part="all", method=m, set=kind)}
-            cells = [f"{by[x]['nll']:.2f} / {by[x]['ece']:.3f} / {by[x]['accuracy']:.3f}" if x in by else "" for x in xs]
+            cells = [
+                f"{by[x]['nll']:.2f} / {by[x]['ece']:.3f} / {by[x]['accuracy']:.3f}" if x in by else "" for x in xs
+            ]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
@@ -358,7 +366,9 @@ def figures(store: Store, folder: Path) -> list[Path]:
                     by.setdefault(r["intensity"], []).append(r)
             if by:
                 results[m] = {0.0: {k: test[k] for k in SHIFT_METRICS}}
-                results[m].update({x: {k: float(np.mean([r[k] for r in rs])) for k in SHIFT_METRICS} for x, rs in by.items()})
+                results[m].update(
+                    {x: {k: float(np.mean([r[k] for r in rs])) for k in SHIFT_METRICS} for x, rs in by.items()}
+                )
         if results:
             out = bayesdrop.plots.shift_curves(results, xlabel=label)
             path = folder / f"shift_{name}.png"
