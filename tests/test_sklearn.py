@@ -153,7 +153,7 @@ def test_intervals_reach_through_a_pipeline_and_grid_search():
 
 
 def test_mapie_split_conformal_with_the_mc_spread():
-    mapie = pytest.importorskip("mapie")
+    pytest.importorskip("mapie")
     from mapie.classification import SplitConformalClassifier
     from mapie.conformity_scores import StdConformityScore
     from mapie.regression import SplitConformalRegressor

@@ -59,10 +59,10 @@ def _append(path: Path, row: dict[str, Any]) -> None:
         fh.write(json.dumps(row) + "\n")
 
 
-def _cached(path: Path, make: Any) -> dict[str, np.ndarray]:
+def _cached(path: Path, make: Any, *args: Any) -> dict[str, np.ndarray]:
     if path.exists():
         return dict(np.load(path))
-    arrays = make()
+    arrays = make(*args)
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
     return arrays
 
@@ -209,13 +209,13 @@ def main(argv: list[str] | None = None) -> None:
         for model in REGRESSORS:
             if any(r["part"] == "uci" and r["dataset"] == name and r["model"] == model for r in rows):
                 continue
-            pred = _cached(args.work_dir / f"uci-{name}-{model}.npz", lambda: uci_predictions(name, model, args))
+            pred = _cached(args.work_dir / f"uci-{name}-{model}.npz", uci_predictions, name, model, args)
             for row in uci_rows(name, model, pred, args.splits):
                 rows.append(row)
                 _append(log, row)
             print(f"{name} {model} done", flush=True)
     if args.mnist_dir.exists() and not any(r["part"] == "mnist" for r in rows):
-        pred = _cached(args.work_dir / "mnist.npz", lambda: mnist_predictions(args))
+        pred = _cached(args.work_dir / "mnist.npz", mnist_predictions, args)
         for row in mnist_rows(pred, args.splits):
             rows.append(row)
             _append(log, row)
