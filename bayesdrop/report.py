@@ -174,7 +174,7 @@ def _table(ev: Evaluation) -> str:
     )
     gap = "".join(f"<tr><td>{html.escape(k)}</td>{_cell(v)}</tr>" for k, v in ev.gap.items())
     return (
-        "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th><th>meaning</th></tr>"
+        "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th><th class="text">meaning</th></tr>"
         f"{rows}</table><h2>Gap: MC ensemble vs deterministic</h2><table><tr><th>measure</th><th>value</th></tr>"
         f"{gap}</table>{_selective_table(ev) if ev.selective else ''}{_ood_table(ev)}"
     )
@@ -246,7 +246,7 @@ def write_report(evaluation: Evaluation, out_dir: str | os.PathLike[str], *, ove
         page = (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td.note,td.text{text-align:left}"
+            "td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td.note,td.text,th.text{text-align:left}"
             "td.note{color:#555;font-size:90%}td.na{color:#888;font-style:italic}"
             "figure{display:inline-block;margin:8px}"
             f"img{{max-width:520px}}</style></head><body><h1>{html.escape(title)}</h1>{_about(evaluation)}"
