@@ -174,7 +174,7 @@ def _table(ev: Evaluation) -> str:
     )
     gap = "".join(f"<tr><td>{html.escape(k)}</td>{_cell(v)}</tr>" for k, v in ev.gap.items())
     return (
-        "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th><th class="text">meaning</th></tr>"
+        "<h2>Metrics</h2><table><tr><th>metric</th><th>MC predictive</th><th>deterministic</th><th class='text'>meaning</th></tr>"
         f"{rows}</table><h2>Gap: MC ensemble vs deterministic</h2><table><tr><th>measure</th><th>value</th></tr>"
         f"{gap}</table>{_selective_table(ev) if ev.selective else ''}{_ood_table(ev)}"
     )

@@ -444,3 +444,34 @@ def test_bad_data():
         fit(_net(), ((x, y) for _ in range(2)), dataset_size=32, **kw)
     with pytest.raises(ValueError, match="'weight_decay' parameter of fit applies to the default optimiser only"):
         fit(_net(), (x, y), weight_decay=0.1, optimizer=lambda g: torch.optim.SGD(g, lr=0.1), **kw)
+
+
+def test_the_progress_bar_names_concrete_dropouts_regulariser(monkeypatch):
+    # Concrete dropout's regulariser adds the negative entropy of its masks to the KL, so the value on the bar
+    # can be negative: the bar must say that it is not a plain KL.
+    import bayesdrop.training as training_module
+    from bayesdrop.nn import ConcreteDropout
+
+    shown: list[dict] = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def set_postfix(self, postfix):
+            shown.append(dict(postfix))
+
+        def update(self, *args):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(training_module, "progress_bar", Bar)
+    x, y = torch.randn(64, 3), torch.randint(0, 2, (64,))
+    concrete = nn.Sequential(ConcreteDropout(nn.Linear(3, 2), init_p=0.1))
+    fit(concrete, (x, y), likelihood=Categorical(), epochs=1, seed=0)
+    plain = nn.Sequential(VariationalLinear(3, 2))
+    fit(plain, (x, y), likelihood=Categorical(), epochs=1, seed=0)
+    assert "kl+concrete reg" in shown[0] and "kl" not in shown[0]
+    assert "kl" in shown[1] and "kl+concrete reg" not in shown[1]
