@@ -278,10 +278,51 @@ def tables(store: Store) -> str:
         r = _rows(store, part="all", method=m, set="test")[0]
         lines.append(f"| {m} | {r['accuracy']:.4f} | {r['nll']:.4f} | {r['ece']:.4f} | {r['brier']:.4f} | "
                      f"{r['train_seconds']:.0f} |")  # fmt: skip
+    lines += _targets(store, methods)
     lines += _shift_summary(store, methods)
     lines += _ood_tables(store, methods)
     lines += _per_intensity(store, methods)
     return "\n".join(lines) + "\n"
+
+
+def _targets(store: Store, methods: list[str]) -> list[str]:
+    """The issue's three targets, computed from the log."""
+    if "ensemble" not in methods:
+        return []
+    ens = _shift_means(store, "ensemble", ("rotation",))
+    seconds = {m: _rows(store, part="all", method=m, set="test")[0]["train_seconds"] for m in methods}
+    lines = ["", "### Targets", ""]
+    if ens:
+        single = [m for m in MC_METHODS if m in methods and _shift_means(store, m, ("rotation",))]
+        within = []
+        for m in single:
+            r = _shift_means(store, m, ("rotation",))
+            ratio_nll, ratio_ece = r["nll"] / ens["nll"], r["ece"] / ens["ece"]
+            cheap = seconds[m] <= seconds["ensemble"] / 3
+            ok = ratio_nll <= 1.05 and ratio_ece <= 1.05 and cheap
+            within.append(ok)
+            lines.append(f"- {m}: rotation NLL {r['nll']:.3f} vs ensemble {ens['nll']:.3f} ({ratio_nll:.2f}x), ECE "
+                         f"{r['ece']:.4f} vs {ens['ece']:.4f} ({ratio_ece:.2f}x), training {seconds[m]:.0f} s vs "
+                         f"{seconds['ensemble']:.0f} s: {'within 5% on both at a third of the time' if ok else 'not within'}")  # fmt: skip
+        beats = [m for m in single if any(_shift_means(store, m, ("rotation",))[k] < ens[k] for k in ("nll", "ece"))]
+        lines.append(f"- Shift target: {'met' if any(within) and beats else 'missed'} (within 5%: "
+                     f"{', '.join(m for m, ok in zip(single, within, strict=True) if ok) or 'none'}; beating the ensemble "
+                     f"on NLL or ECE: {', '.join(beats) or 'none'}).")  # fmt: skip
+    photos = {m: _rows(store, part="all", method=m, set="photos") for m in methods}
+    if photos.get("ensemble"):
+        best = {m: max(r[0]["ood"][s]["auroc"] for s in r[0]["ood"]) for m, r in photos.items() if r}
+        top = max((m for m in best if m in MC_METHODS), key=lambda m: best[m], default=None)
+        if top is not None:
+            verdict = "met" if best[top] >= best["ensemble"] else "missed"
+            lines.append(f"- OOD target (photo crops): best dropout AUROC {best[top]:.3f} ({top}) vs the ensemble's best "
+                         f"{best['ensemble']:.3f}: {verdict}.")  # fmt: skip
+    det = _rows(store, part="all", method="deterministic", set="test")
+    ts = _rows(store, part="all", method="temp_scaled", set="test")
+    if det and ts:
+        ratio = ts[0]["ece"] / det[0]["ece"]
+        lines.append(f"- Temperature target: test ECE {det[0]['ece']:.4f} -> {ts[0]['ece']:.4f} ({ratio:.2f}x): "
+                     f"{'met (at least halved)' if ratio <= 0.5 else 'missed (not halved)'}.")  # fmt: skip
+    return lines
 
 
 def _shift_means(store: Store, method: str, kinds: tuple[str, ...]) -> dict[str, float]:
