@@ -59,7 +59,7 @@ from .likelihoods import Gaussian
 from .metrics._arrays import as_float, as_probs
 from .montecarlo import sample_prepared
 
-__all__ = ["ConformalIntervals", "ConformalSets", "SetMethod", "conformal_intervals", "conformal_sets"]
+__all__ = ["ConformalIntervals", "ConformalSets", "conformal_intervals", "conformal_sets", "set_scores"]
 
 SetMethod = Literal["lac", "aps", "raps"]
 SET_METHODS: tuple[SetMethod, ...] = ("lac", "aps", "raps")

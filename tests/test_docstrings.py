@@ -64,6 +64,7 @@ PUBLIC_MODULES = [
     "bayesdrop.files",
     "bayesdrop.calibrate",
     "bayesdrop.shifts",
+    "bayesdrop.conformal",
 ]
 
 
