@@ -214,28 +214,33 @@ def sampling(model: nn.Module, *, train_mode: bool = False) -> Iterator[nn.Modul
 
 
 def _widest_row_bytes(model: nn.Module, x: Any) -> int:
-    """Bytes per example of the model's widest activation, input included (one eval-mode row)."""
-    widest = _calls.row_bytes(x)
-    probe = _calls.take_rows(x, slice(0, 1))
+    """Bytes per example of the model's widest activation, input included (one eval-mode row).
+
+    One row is probed. A model that cannot take one row is run on the whole
+    batch instead: if that fails too, the error shows the user's batch (say
+    "100x5 and 4x16"), not the probe's one row.
+    """
+    try:
+        return _activation_bytes(model, _calls.take_rows(x, slice(0, 1)), 1)
+    except Exception:
+        n = _calls.check_input(x, "x", "sample")
+        return max(1, _activation_bytes(model, x, n) // n)
+
+
+def _activation_bytes(model: nn.Module, x: Any, n: int) -> int:
+    """Bytes of the widest of ``x`` and the model's activations with ``n`` rows, in one eval-mode pass."""
+    widest = _calls.row_bytes(x) * n
 
     def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
         nonlocal widest
         for t in _calls.tensors_in(out if isinstance(out, (tuple, list, dict)) else [out]):
-            if t.ndim and t.shape[0] == 1:
+            if t.ndim and t.shape[0] == n:
                 widest = max(widest, t.numel() * t.element_size())
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     try:
         with torch.no_grad(), deterministic(model):
-            _calls.call_model(model, probe)
-    except Exception:
-        # The model cannot take this input: fail on the user's whole batch, so that the error shows its shape
-        # (say "100x5 and 4x16"), not the probe's one row.
-        for h in handles:
-            h.remove()
-        with torch.no_grad(), deterministic(model):
             _calls.call_model(model, x)
-        raise
     finally:
         for h in handles:
             h.remove()

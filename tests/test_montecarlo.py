@@ -423,3 +423,21 @@ def test_a_shape_mismatch_reports_the_users_batch_not_the_one_row_probe():
     net = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.Linear(16, 1))
     with pytest.raises(RuntimeError, match=r"100x5 and 4x16"):
         bayesdrop.sample(net, torch.randn(100, 5), 10)
+
+
+class _NeedsTwoRows(nn.Module):
+    """A model that cannot take a batch of one row (like one that squeezes its batch axis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5))
+
+    def forward(self, x):
+        if x.shape[0] < 2:
+            raise RuntimeError("one row")
+        return self.net(x)
+
+
+def test_a_model_that_cannot_take_one_row_is_measured_on_the_batch():
+    out = bayesdrop.sample(_NeedsTwoRows(), torch.randn(5, 3), 4, seed=0)
+    assert out.shape == (4, 5, 4)
