@@ -250,6 +250,16 @@ def run_part_held_out(store: Store, args: argparse.Namespace) -> None:
         print(f"digits 0-4: {method} done", flush=True)
 
 
+#: Scores that need several predictions: one network's single pass has no mutual information or variation ratio.
+SPREAD_SCORES = ("mc_mutual_information", "mc_variation_ratio")
+
+
+def _valid(method: str, scores: Any) -> list[str]:
+    """The scores that mean something for ``method`` (not the spread of a single pass)."""
+    single = method in ("deterministic", "temp_scaled")
+    return [s for s in scores if not (single and s in SPREAD_SCORES)]
+
+
 def _ood(scores_in: dict[str, np.ndarray], scores_out: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     return {k: metrics.ood_detection(scores_in[k], scores_out[k]) for k in scores_in}
 
@@ -310,7 +320,7 @@ def _targets(store: Store, methods: list[str]) -> list[str]:
                      f"on NLL or ECE: {', '.join(beats) or 'none'}).")  # fmt: skip
     photos = {m: _rows(store, part="all", method=m, set="photos") for m in methods}
     if photos.get("ensemble"):
-        best = {m: max(r[0]["ood"][s]["auroc"] for s in r[0]["ood"]) for m, r in photos.items() if r}
+        best = {m: max(r[0]["ood"][s]["auroc"] for s in _valid(m, r[0]["ood"])) for m, r in photos.items() if r}
         top = max((m for m in best if m in MC_METHODS), key=lambda m: best[m], default=None)
         if top is not None:
             verdict = "met" if best[top] >= best["ensemble"] else "missed"
@@ -358,7 +368,8 @@ def _ood_tables(store: Store, methods: list[str]) -> list[str]:
         lines += ["", f"### OOD detection, {title}: AUROC / FPR95 per score", "",
                   "| method | " + " | ".join(scores) + " |", "|---" * (len(scores) + 1) + "|"]  # fmt: skip
         for m, r in rows.items():
-            cells = [f"{r['ood'][s]['auroc']:.3f} / {r['ood'][s]['fpr95']:.3f}" for s in scores]
+            cells = [f"{r['ood'][s]['auroc']:.3f} / {r['ood'][s]['fpr95']:.3f}" if s in _valid(m, scores) else "n/a"
+                     for s in scores]  # fmt: skip
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return lines
 
@@ -427,7 +438,7 @@ def _ood_figure(store: Store, methods: list[str], folder: Path, plt: Any) -> lis
         return []
     fig, axes = plt.subplots(2, math.ceil(len(rows) / 2), figsize=(3.6 * math.ceil(len(rows) / 2), 6.4), squeeze=False)
     for ax, (m, r) in zip(axes.ravel(), rows.items(), strict=False):
-        best = max(r["ood"], key=lambda s: r["ood"][s]["auroc"])
+        best = max(_valid(m, r["ood"]), key=lambda s: r["ood"][s]["auroc"])
         bayesdrop.plots.ood_histogram(r["scores_in"][best], r["scores_out"][best], ax=ax, xlabel=best)
         ax.set_title(f"{m}: AUROC {r['ood'][best]['auroc']:.3f}", fontsize="small")
     for ax in axes.ravel()[len(rows) :]:
