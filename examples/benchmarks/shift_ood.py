@@ -366,6 +366,7 @@ def _ood_tables(store: Store, methods: list[str]) -> list[str]:
             continue
         scores = list(next(iter(rows.values()))["ood"])
         lines += ["", f"### OOD detection, {title}: AUROC / FPR95 per score", "",
+                  "Higher AUROC and lower FPR95 are better; n/a: a single pass has no spread between samples.", "",
                   "| method | " + " | ".join(scores) + " |", "|---" * (len(scores) + 1) + "|"]  # fmt: skip
         for m, r in rows.items():
             cells = [f"{r['ood'][s]['auroc']:.3f} / {r['ood'][s]['fpr95']:.3f}" if s in _valid(m, scores) else "n/a"
