@@ -168,6 +168,7 @@ def tables(rows: list[dict[str, Any]]) -> str:
                 cells = [f"{by[k]['coverage']:.3f} | {by[k]['width']:.3g}" for k in ("mc", "conformal", "conformal_mc")]
                 narrower = "yes" if by["conformal_mc"]["width"] < by["conformal"]["width"] else "no"
                 out.append(f"| {name} | {model} | {level} | " + " | ".join(cells) + f" | {narrower} |")
+    out += _targets(uci, [r for r in rows if r["part"] == "mnist"])
     mnist = [r for r in rows if r["part"] == "mnist"]
     if mnist:
         out += ["", "### MNIST: coverage and mean set size (5,000 calibration / 5,000 test images, mean over splits)",
@@ -180,6 +181,28 @@ def tables(rows: list[dict[str, Any]]) -> str:
                 label = "MC dropout" if source == "mc" else "deterministic softmax"
                 out.append(f"| {level} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
+
+
+def _targets(uci: list[dict[str, Any]], mnist: list[dict[str, Any]]) -> list[str]:
+    """The issue's two targets, computed from the rows."""
+    conformal = [r for r in uci + mnist if r.get("intervals", "conformal").startswith("conformal")]
+    inside = [r for r in conformal if r["level"] - 0.01 <= r["coverage"] <= r["level"] + 0.03]
+    lines = ["", "Targets:", "",
+             f"- Conformal coverage within [level - 0.01, level + 0.03]: {len(inside)} of {len(conformal)} "
+             f"(UCI intervals and MNIST sets, both levels); range {min(r['coverage'] - r['level'] for r in conformal):+.3f}"
+             f" to {max(r['coverage'] - r['level'] for r in conformal):+.3f} around the level."]  # fmt: skip
+    for model in REGRESSORS:
+        narrower = []
+        for name in UCI_SETS:
+            if not any(r["dataset"] == name and r["model"] == model for r in uci):
+                continue
+            w = {k: np.mean([r["width"] for r in uci if (r["dataset"], r["model"], r["intervals"]) == (name, model, k)])
+                 for k in ("conformal", "conformal_mc")}  # fmt: skip
+            if w["conformal_mc"] < w["conformal"]:
+                narrower.append(name)
+        lines.append(f"- {model}: MC-normalised narrower than constant width (mean over both levels) on "
+                     f"{len(narrower)} of {len({r['dataset'] for r in uci})} sets ({', '.join(narrower) or 'none'}).")  # fmt: skip
+    return lines
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
