@@ -328,7 +328,7 @@ def _options(
 # --------------------------------------------------------------------------- classification
 
 
-def set_scores(probs: Any, method: SetMethod = "aps", *, lam: float = 0.01, k_reg: int = 5) -> Array:
+def set_scores(probs: Any, method: SetMethod = "aps", *, lam: float = 0.01, k_reg: int = 5, u: Any = None) -> Array:
     """The nonconformity score of every label of every example (lower = more conforming).
 
     Parameters
@@ -341,6 +341,10 @@ def set_scores(probs: Any, method: SetMethod = "aps", *, lam: float = 0.01, k_re
         max(0, rank(k) - k_reg)``, rank 1 for the most probable label.
     lam, k_reg : float, int
         RAPS's penalty and the number of labels it spares.
+    u : array (N,), optional
+        Uniform draws for the randomised APS and RAPS (Romano et al. 2020,
+        eq. 5): ``u * p_k`` is taken off each label's score, so that the sets
+        are not larger than they need be; None: not randomised (conservative).
 
     Returns
     -------
@@ -361,11 +365,18 @@ def set_scores(probs: Any, method: SetMethod = "aps", *, lam: float = 0.01, k_re
     ranked = np.take_along_axis(p, order, axis=1)
     cumulative = np.empty_like(p)
     np.put_along_axis(cumulative, order, np.cumsum(ranked, axis=1), axis=1)
+    if u is not None:
+        cumulative = cumulative - as_float(u, "u").reshape(-1, 1) * p
     if method == "aps":
         return cumulative
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(1, p.shape[1] + 1)[None].repeat(len(p), 0), axis=1)
     return cumulative + lam * np.maximum(0, rank - k_reg)
+
+
+def _uniform(seed: int, stream: int, n: int) -> Array:
+    """n uniform draws on [0, 1) from ``seed``: stream 0 for the calibration, 1 for new inputs."""
+    return np.random.default_rng([seed, stream]).uniform(size=n)
 
 
 @dataclass
@@ -382,6 +393,10 @@ class ConformalSets:
     num_calibration : int
     lam, k_reg : float, int
         RAPS's penalty and spared labels.
+    randomized : bool
+        Randomised APS/RAPS scores (the uniform draws come from ``seed``).
+    seed : int
+        Seeds the uniform draws of the calibration and of every call of :meth:`sets`.
     model, options
         What :meth:`predict` samples new inputs with (None for sets made by :meth:`from_probabilities`).
     """
@@ -392,13 +407,15 @@ class ConformalSets:
     num_calibration: int
     lam: float = 0.01
     k_reg: int = 5
+    randomized: bool = True
+    seed: int = 0
     model: nn.Module | None = field(default=None, repr=False)
     options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_probabilities(
         cls, probs: Any, labels: Any, level: float = 0.9, method: SetMethod = "aps", *, lam: float = 0.01,
-        k_reg: int = 5,
+        k_reg: int = 5, randomized: bool = True, seed: int = 0,
     ) -> ConformalSets:  # fmt: skip
         """Calibrate on precomputed predictive probabilities of held-out examples.
 
@@ -412,6 +429,10 @@ class ConformalSets:
         method : {"lac", "aps", "raps"}
         lam, k_reg : float, int
             RAPS's penalty and spared labels.
+        randomized : bool
+            Randomised APS/RAPS (Romano et al. 2020); LAC is never randomised.
+        seed : int
+            Seeds the uniform draws.
 
         Returns
         -------
@@ -419,7 +440,9 @@ class ConformalSets:
         """
         from crepes import ConformalClassifier
 
-        scores = set_scores(probs, method, lam=lam, k_reg=k_reg)
+        n = len(np.asarray(probs))
+        u = _uniform(seed, 0, n) if randomized and method != "lac" else None
+        scores = set_scores(probs, method, lam=lam, k_reg=k_reg, u=u)
         y = np.asarray(labels).reshape(-1)
         whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.all(y == np.round(y)))
         if len(y) != len(scores) or not whole or y.min() < 0 or y.max() >= scores.shape[1]:
@@ -435,7 +458,7 @@ class ConformalSets:
         grid = np.sort(alphas)[:, None]
         inside = cc.predict_set(grid, confidence=level - _LEVEL_NUDGE, smoothing=False)[:, 0].astype(bool)
         quantile = float(grid[inside, 0].max()) if inside.any() else -math.inf
-        return cls(level, method, quantile, len(y), lam, k_reg)
+        return cls(level, method, quantile, len(y), lam, k_reg, randomized, seed)
 
     def sets(self, probs: Any) -> npt.NDArray[np.bool_]:
         """Prediction sets for precomputed probabilities: (N, K), True where the label is in the set.
@@ -448,7 +471,9 @@ class ConformalSets:
         -------
         bool array (N, K)
         """
-        return set_scores(probs, self.method, lam=self.lam, k_reg=self.k_reg) <= self.quantile
+        n = len(np.asarray(probs))
+        u = _uniform(self.seed, 1, n) if self.randomized and self.method != "lac" else None
+        return set_scores(probs, self.method, lam=self.lam, k_reg=self.k_reg, u=u) <= self.quantile
 
     def predict(self, x: Any) -> npt.NDArray[np.bool_]:
         """Prediction sets of new inputs from the model's MC predictive.
@@ -478,6 +503,7 @@ def conformal_sets(
     num_samples: int = 100,
     lam: float = 0.01,
     k_reg: int = 5,
+    randomized: bool = True,
     output: _calls.Output = None,
     target: str = "labels",
     train_mode: bool = False,
@@ -502,10 +528,13 @@ def conformal_sets(
         T, MC samples per example.
     lam, k_reg : float, int
         RAPS's penalty and spared labels.
+    randomized : bool
+        Randomised APS/RAPS scores (Romano et al. 2020): exact coverage in
+        expectation and smaller sets; False gives conservative sets.
     output, target, train_mode, batch_size
         As in :func:`bayesdrop.evaluate`.
     seed : int, optional
-        Makes the MC draws reproducible.
+        Makes the MC draws and the randomisation reproducible.
 
     Returns
     -------
@@ -529,7 +558,7 @@ def conformal_sets(
     """
     opts = _options(num_samples, output, target, train_mode, batch_size, seed, True, "conformal_sets")
     samples, labels = _predict(model, data, y, opts, "conformal_sets", labelled=True)
-    cal = ConformalSets.from_probabilities(_probabilities(samples), labels, level, method, lam=lam,
-                                           k_reg=k_reg)  # fmt: skip
+    cal = ConformalSets.from_probabilities(_probabilities(samples), labels, level, method, lam=lam, k_reg=k_reg,
+                                           randomized=randomized, seed=seed_or_draw(seed))  # fmt: skip
     cal.model, cal.options = model, opts
     return cal

@@ -133,3 +133,17 @@ def test_bad_input_names_the_argument():
         ConformalIntervals.from_predictions(np.zeros(20), np.ones(20), np.r_[np.nan, np.zeros(19)])
     with pytest.raises(ValueError, match=r"holds 10 examples: a level of 0.95 needs at least 19"):
         ConformalSets.from_probabilities(np.full((10, 2), 0.5), np.zeros(10, dtype=int), 0.95)
+
+
+def test_randomised_aps_gives_smaller_sets_at_the_same_coverage():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(4000, 10)) * 4  # a confident model
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(10, p=row) for row in p])
+    found = {}
+    for randomized in (True, False):
+        sets = ConformalSets.from_probabilities(p[:2000], y[:2000], 0.9, "aps", randomized=randomized, seed=0)
+        s = sets.sets(p[2000:])
+        found[randomized] = (s[np.arange(2000), y[2000:]].mean(), s.sum(1).mean())
+        assert found[randomized][0] == pytest.approx(0.9, abs=0.03)
+    assert found[True][1] < found[False][1]
