@@ -182,7 +182,6 @@ def _collect(
     return torch.cat(outs, 1), torch.cat(labels)
 
 
-# size: the data arguments of evaluate (data, y, batch size, output, target) and the MC options (mc, T, seed).
 def temperature_scale(
     model: nn.Module,
     data: Any,

@@ -235,7 +235,6 @@ class ConformalIntervals:
         return self.interval(mu, sd)
 
 
-# size: the calibration data arguments of evaluate (data, y, batch size, output, target, train mode) and the options.
 def conformal_intervals(
     model: nn.Module,
     data: Any,
