@@ -264,7 +264,7 @@ def _ood(scores_in: dict[str, np.ndarray], scores_out: dict[str, np.ndarray]) ->
     return {k: metrics.ood_detection(scores_in[k], scores_out[k]) for k in scores_in}
 
 
-def _sample(scores: dict[str, np.ndarray], n: int = 1000) -> dict[str, list[float]]:
+def _sample(scores: dict[str, np.ndarray], n: int = 400) -> dict[str, list[float]]:
     """Up to n values of each score, for the histograms (the log stays small)."""
     return {k: [round(float(v), 5) for v in s[:: max(1, len(s) // n)][:n]] for k, s in scores.items()}
 
