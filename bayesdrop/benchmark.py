@@ -386,8 +386,10 @@ def run_uci(
                 done.append(r)
             fh.flush()
             os.fsync(fh.fileno())
+            bar.set_postfix(
+                last=" ".join(f"{r['dataset']}/{r['split']}/{r['method']}:{r['ll']:.2f}" for r in rs), refresh=False
+            )
             bar.update(1)
-            bar.set_postfix(last=" ".join(f"{r['dataset']}/{r['split']}/{r['method']}:{r['ll']:.2f}" for r in rs))
 
         if jobs > 1:
             with ProcessPoolExecutor(max_workers=jobs) as pool:

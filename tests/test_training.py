@@ -458,7 +458,7 @@ def test_the_progress_bar_names_concrete_dropouts_regulariser(monkeypatch):
         def __init__(self, *args, **kwargs):
             pass
 
-        def set_postfix(self, postfix):
+        def set_postfix(self, postfix, refresh=True):
             shown.append(dict(postfix))
 
         def update(self, *args):
