@@ -606,7 +606,9 @@ def _train(trainer: _Trainer, run: _Run, epochs: int, early_stopping: int | None
     try:
         while run.epoch < epochs and not run.history.stopped_early:
             trainer.epoch(run)
-            bar.set_postfix({"epoch": run.epoch + 1, **trainer.close_epoch(run)}, refresh=False)  # shown at the next redraw
+            bar.set_postfix(
+                {"epoch": run.epoch + 1, **trainer.close_epoch(run)}, refresh=False
+            )  # shown at the next redraw
             if not trainer.num_batches:
                 bar.update()
             run.history.stopped_early = early_stopping is not None and run.bad_epochs >= early_stopping
