@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
-from ._calls import check_input, take_rows, tensors_in
+from ._calls import check_input, from_numpy, take_rows, tensors_in
 
 
 class TensorPairs(Dataset[tuple[Any, Tensor]]):
@@ -164,3 +164,33 @@ def set_epoch(data: Iterable[Any], epoch: int) -> None:
         set_to = getattr(obj, "set_epoch", None)
         if callable(set_to):
             set_to(epoch)
+
+
+def split_unlabelled(batch: Any, name: str, owner: str, target: str = "labels") -> tuple[Any, Tensor]:
+    """A batch's inputs, its labels (if any) ignored, and a placeholder label per example.
+
+    ``(x,)`` (a ``TensorDataset`` of inputs), ``(x, y)``, a dict (the
+    ``target`` key dropped) or the inputs themselves.
+    """
+    if isinstance(batch, (tuple, list)) and len(batch) in (1, 2) and isinstance(batch[-1], Tensor):
+        x = batch[0]
+    elif isinstance(batch, Mapping):
+        x = {k: v for k, v in batch.items() if k != target}
+    else:
+        x = batch
+    n = check_input(x, name, owner)
+    return x, torch.zeros(n, dtype=torch.long)
+
+
+def input_batches(data: Any, batch_size: int, name: str, owner: str) -> Iterable[Any]:
+    """Inputs without labels as batches: a tensor, array or dict of them is cut into ``(x,)`` batches; anything
+    else is read as :func:`batches` reads data (labels then ignored by :func:`split_unlabelled`)."""
+    if isinstance(data, (Tensor, np.ndarray)) or (
+        isinstance(data, Mapping) and all(isinstance(v, (Tensor, np.ndarray)) for v in data.values())
+    ):
+        x = from_numpy(data)
+        n = check_input(x, name, owner)
+        if n == 0:
+            raise ValueError(f"The '{name}' parameter of {owner} must hold at least one example. Got none.")
+        return [(take_rows(x, slice(i, i + batch_size)),) for i in range(0, n, batch_size)]
+    return batches(data, None, batch_size=batch_size, shuffle=False, name=name, owner=owner, categorical=True)

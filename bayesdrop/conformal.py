@@ -90,18 +90,20 @@ def _predict(
     model: nn.Module, data: Any, y: Any, opts: dict[str, Any], owner: str, labelled: bool
 ) -> tuple[Tensor, Any]:
     """The MC samples of every example of ``data`` (T, N, ...) and the targets (None without labels)."""
-    if y is None and isinstance(data, (Tensor, np.ndarray)) and not labelled:
-        data = (data, np.zeros(len(data)))
-    elif y is None and isinstance(data, Tensor):
-        raise TypeError(f"The 'y' parameter of {owner} is required when 'data' is a tensor of inputs.")
-    loader = _batches.batches(data, y, batch_size=opts["batch_size"], shuffle=False, name="data", owner=owner,
-                              categorical=opts["categorical"])  # fmt: skip
+    if labelled:
+        if y is None and isinstance(data, Tensor):
+            raise TypeError(f"The 'y' parameter of {owner} is required when 'data' is a tensor of inputs.")
+        loader = _batches.batches(data, y, batch_size=opts["batch_size"], shuffle=False, name="data", owner=owner,
+                                  categorical=opts["categorical"])  # fmt: skip
+    else:
+        loader = _batches.input_batches(data, opts["batch_size"], "x", owner)
     net = _calls.unwrap(model)
     device, dtype = _calls.device_dtype(net)
     base = seed_or_draw(opts["seed"])
     outs, targets = [], []
     for i, batch in enumerate(loader):
-        x, target = _batches.split_batch(batch, "data", owner, opts["target"])
+        split = _batches.split_batch if labelled else _batches.split_unlabelled
+        x, target = split(batch, "data" if labelled else "x", owner, opts["target"])
         x = _calls.to_model(x, device, dtype)
         s = sample_prepared(net, x, opts["num_samples"], opts["output"], opts["train_mode"], derive_seed(base, i),
                             None, owner)  # fmt: skip

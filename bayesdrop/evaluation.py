@@ -18,7 +18,7 @@ References
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -663,33 +663,7 @@ class _Passes:
     def _split(self, batch: Any) -> tuple[Any, Tensor]:
         if self.labelled:
             return _batches.split_batch(batch, "data", "evaluate", self.target)
-        return _unlabelled(batch, self.target)
-
-
-def _unlabelled(batch: Any, target: str) -> tuple[Any, Tensor]:
-    """An OOD batch's inputs (labels, if any, are ignored) and a placeholder label per example."""
-    if isinstance(batch, (tuple, list)) and len(batch) in (1, 2) and isinstance(batch[-1], Tensor):
-        x = batch[0]  # (x,) from a TensorDataset of inputs, or (x, y) with y ignored
-    elif isinstance(batch, Mapping):
-        x = {k: v for k, v in batch.items() if k != target}
-    else:
-        x = batch
-    n = _calls.check_input(x, "ood", "evaluate")
-    return x, torch.zeros(n, dtype=torch.long)
-
-
-def _ood_loader(ood: Any, batch_size: int) -> Iterable[Any]:
-    """OOD data as batches: model inputs (a tensor, array, tuple or dict of them) are cut into batches of inputs."""
-    if isinstance(ood, (Tensor, np.ndarray)) or (
-        isinstance(ood, Mapping) and all(isinstance(v, (Tensor, np.ndarray)) for v in ood.values())
-    ):
-        x = _calls.from_numpy(ood)
-        n = _calls.check_input(x, "ood", "evaluate")
-        if n == 0:
-            raise ValueError("The 'ood' parameter of evaluate must hold at least one example. Got none.")
-        return [(_calls.take_rows(x, slice(i, i + batch_size)),) for i in range(0, n, batch_size)]
-    return _batches.batches(ood, None, batch_size=batch_size, shuffle=False, name="ood", owner="evaluate",
-                            categorical=True)  # fmt: skip
+        return _batches.split_unlabelled(batch, "ood", "evaluate", self.target)
 
 
 def _ood_section(
@@ -701,7 +675,7 @@ def _ood_section(
     progress: bool | None,
 ) -> dict[str, Any]:
     """Each score on the OOD data, and how well it separates them from the evaluated data."""
-    loader = _ood_loader(ood, batch_size)
+    loader = _batches.input_batches(ood, batch_size, "ood", "evaluate")
     other = _Passes(run.net, run.num_samples, run.output, run.train_mode, distributed.derive_seed(run.base_seed, -1),
                     run.target, labelled=False)  # fmt: skip
     bar = progress_bar(loader, desc="evaluate ood", progress=progress, leave=False)

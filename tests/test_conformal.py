@@ -147,3 +147,15 @@ def test_randomised_aps_gives_smaller_sets_at_the_same_coverage():
         found[randomized] = (s[np.arange(2000), y[2000:]].mean(), s.sum(1).mean())
         assert found[randomized][0] == pytest.approx(0.9, abs=0.03)
     assert found[True][1] < found[False][1]
+
+
+def test_predict_takes_inputs_in_every_form_evaluate_takes():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Dropout(0.2), nn.Linear(8, 3))
+    x, y = torch.randn(60, 2), torch.randint(0, 3, (60,))
+    sets = conformal_sets(net, x, y, num_samples=4, seed=0)
+    new = torch.randn(10, 2)
+    want = sets.predict(new)
+    for form in (new.numpy(), DataLoader(TensorDataset(new), batch_size=256),
+                 DataLoader(TensorDataset(new, torch.zeros(10)), batch_size=256)):  # fmt: skip
+        np.testing.assert_array_equal(sets.predict(form), want)
