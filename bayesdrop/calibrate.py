@@ -30,8 +30,8 @@ from torch import Tensor, nn
 
 from . import _batches, _calls
 from ._checks import check_int
-from ._distributed import derive_seed, seed_or_draw
-from .montecarlo import deterministic, sample_prepared
+from ._distributed import seed_or_draw
+from .montecarlo import deterministic, sample_batches
 
 __all__ = ["TemperatureScaled", "fit_temperature", "temperature_scale"]
 
@@ -163,20 +163,19 @@ def _collect(
     net: nn.Module, loader: Any, mc: bool, num_samples: int, output: _calls.Output, target: str, seed: int | None
 ) -> tuple[Tensor, Tensor]:
     """Logits (S, N, K) and labels (N,) of the held-out data: S MC samples, or the eval-mode pass (S = 1)."""
-    device, dtype = _calls.device_dtype(net)
-    base = seed_or_draw(seed)
+
+    def split(batch: Any) -> tuple[Any, Tensor]:
+        return _batches.split_batch(batch, "data", "temperature_scale", target)
+
     outs, labels = [], []
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            x, y = _batches.split_batch(batch, "data", "temperature_scale", target)
-            x = _calls.to_model(x, device, dtype)
-            if mc:
-                z = sample_prepared(net, x, num_samples, output, False, derive_seed(base, i), None, "temperature_scale")
-            else:
-                with deterministic(net):
-                    z = _calls.select_output(_calls.call_model(net, x), output, "temperature_scale")[None]
-            outs.append(z.reshape(z.shape[0], z.shape[1], -1).cpu())
-            labels.append(y.reshape(-1).cpu())
+    run = sample_batches(net, loader, split, num_samples if mc else 0, output, False, seed_or_draw(seed),
+                         "temperature_scale")  # fmt: skip
+    for x, z, y in run:
+        if z is None:  # the eval-mode pass, as one "sample"
+            with torch.no_grad(), deterministic(net):
+                z = _calls.select_output(_calls.call_model(net, x), output, "temperature_scale")[None]
+        outs.append(z.reshape(z.shape[0], z.shape[1], -1).cpu())
+        labels.append(y.reshape(-1).cpu())
     if not outs:
         raise ValueError("The 'data' parameter of temperature_scale yielded no batch.")
     return torch.cat(outs, 1), torch.cat(labels)

@@ -54,10 +54,10 @@ from torch import Tensor, nn
 
 from . import _batches, _calls
 from ._checks import check_int, check_option
-from ._distributed import derive_seed, seed_or_draw
+from ._distributed import seed_or_draw
 from .likelihoods import Gaussian
 from .metrics._arrays import as_float, as_probs
-from .montecarlo import sample_prepared
+from .montecarlo import sample_batches
 
 __all__ = ["ConformalIntervals", "ConformalSets", "conformal_intervals", "conformal_sets", "set_scores"]
 
@@ -97,16 +97,17 @@ def _predict(
                                   categorical=opts["categorical"])  # fmt: skip
     else:
         loader = _batches.input_batches(data, opts["batch_size"], "x", owner)
-    net = _calls.unwrap(model)
-    device, dtype = _calls.device_dtype(net)
-    base = seed_or_draw(opts["seed"])
+
+    def split(batch: Any) -> tuple[Any, Tensor]:
+        if labelled:
+            return _batches.split_batch(batch, "data", owner, opts["target"])
+        return _batches.split_unlabelled(batch, "x", owner, opts["target"])
+
+    run = sample_batches(_calls.unwrap(model), loader, split, opts["num_samples"], opts["output"], opts["train_mode"],
+                         seed_or_draw(opts["seed"]), owner)  # fmt: skip
     outs, targets = [], []
-    for i, batch in enumerate(loader):
-        split = _batches.split_batch if labelled else _batches.split_unlabelled
-        x, target = split(batch, "data" if labelled else "x", owner, opts["target"])
-        x = _calls.to_model(x, device, dtype)
-        s = sample_prepared(net, x, opts["num_samples"], opts["output"], opts["train_mode"], derive_seed(base, i),
-                            None, owner)  # fmt: skip
+    for _, s, target in run:
+        assert s is not None
         outs.append(s.detach().cpu().double())
         targets.append(target.cpu())
     if not outs:

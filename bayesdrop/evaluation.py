@@ -36,7 +36,7 @@ from .likelihoods import Categorical, Gaussian
 from .metrics._arrays import Array, as_labels
 from .metrics.classification import bin_index
 from .metrics.regression import mixture_log_likelihood
-from .montecarlo import deterministic, sample_prepared
+from .montecarlo import deterministic, sample_batches
 
 __all__ = ["SELECTIVE_COVERAGES", "Evaluation", "convergence_grid", "evaluate"]
 
@@ -643,22 +643,19 @@ class _Passes:
     seen: int = field(default=0, init=False)  # batch rows gone through, padding included
 
     def __call__(self, loader: Iterable[Any], batches: Iterable[Any]) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        device, dtype = _calls.device_dtype(self.net)
         self.shard, self.seen = _shard_positions(loader), 0
-        with torch.no_grad():
-            for i, batch in enumerate(batches):
-                x, labels = self._split(batch)
-                x = _calls.to_model(x, device, dtype)
-                seed = distributed.derive_seed(self.base_seed, i)
-                s = sample_prepared(self.net, x, self.num_samples, self.output, self.train_mode, seed, None, "evaluate")
-                with deterministic(self.net):
-                    det = _calls.select_output(_calls.call_model(self.net, x), self.output, "evaluate")
-                rows = len(det)
-                if self.shard is not None:
-                    keep = torch.from_numpy(self.shard[1][self.seen : self.seen + rows])
-                    s, det, labels = s[:, keep.to(s.device)], det[keep.to(det.device)], labels[keep]
-                self.seen += rows
-                yield s, det, labels
+        run = sample_batches(self.net, batches, self._split, self.num_samples, self.output, self.train_mode,
+                             self.base_seed, "evaluate")  # fmt: skip
+        for x, s, labels in run:
+            assert s is not None
+            with torch.no_grad(), deterministic(self.net):
+                det = _calls.select_output(_calls.call_model(self.net, x), self.output, "evaluate")
+            rows = len(det)
+            if self.shard is not None:
+                keep = torch.from_numpy(self.shard[1][self.seen : self.seen + rows])
+                s, det, labels = s[:, keep.to(s.device)], det[keep.to(det.device)], labels[keep]
+            self.seen += rows
+            yield s, det, labels
 
     def _split(self, batch: Any) -> tuple[Any, Tensor]:
         if self.labelled:

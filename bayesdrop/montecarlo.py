@@ -9,7 +9,7 @@ Gal & Ghahramani 2016, "Dropout as a Bayesian approximation", arXiv:1506.02142
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from . import _calls
 from ._checks import check_int
-from ._distributed import rank_seed, seeded
+from ._distributed import derive_seed, rank_seed, seeded
 from .nn import functional as BF
 from .nn._protocol import StochasticModule, deterministic
 
@@ -427,3 +427,30 @@ def sample_prepared(
     device = _calls.device_dtype(net)[0]
     with torch.no_grad(), sampling(net, train_mode=train_mode), seeded(rank_seed(seed), device):
         return _draw(net, x, n, num_samples, chunk_size, output, owner)
+
+
+def sample_batches(
+    net: nn.Module,
+    batches: Iterable[Any],
+    split: Callable[[Any], tuple[Any, Tensor]],
+    num_samples: int,
+    output: _calls.Output,
+    train_mode: bool,
+    base_seed: int,
+    owner: str,
+) -> Iterator[tuple[Any, Tensor | None, Tensor]]:
+    """For each batch: its inputs on the model's device, their ``(T, B, ...)`` samples and the labels.
+
+    The loop of ``evaluate``, ``temperature_scale`` and the conformal
+    calibrations: ``split`` reads a batch as ``(x, labels)``; batch ``i``
+    draws its noise from ``derive_seed(base_seed, i)``; ``num_samples=0``
+    yields None for the samples (the caller runs its own pass). ``net`` is
+    unwrapped; the samples carry no autograd graph.
+    """
+    device, dtype = _calls.device_dtype(net)
+    for i, batch in enumerate(batches):  # no grad-mode context here: it would leak to the caller across yields
+        x, labels = split(batch)
+        x = _calls.to_model(x, device, dtype)
+        seed = derive_seed(base_seed, i)
+        s = sample_prepared(net, x, num_samples, output, train_mode, seed, None, owner) if num_samples else None
+        yield x, s, labels
