@@ -111,7 +111,7 @@ class Evaluation:
         ``metric`` (``"accuracy"`` or ``"rmse"``) and ``by_score``: for each
         uncertainty score (classification: ``max_prob`` (1 minus the top
         probability), ``entropy``, ``mutual_information``,
-        ``variation_ratio``; regression: ``total_std``, ``epistemic_std``)
+        ``variation_ratio``; regression: ``epistemic_var``, ``total_var``)
         the metric of the examples kept when the most uncertain are rejected
         down to each coverage.
     ood : dict
@@ -310,12 +310,14 @@ class _Classification:
         self.conv.add(probs, lambda p: _class_sums(p, labels))
 
     @staticmethod
-    def scores(samples: Tensor, det_out: Tensor) -> dict[str, Array]:
-        """The OOD scores of each example (higher = more likely OOD), from the samples and the eval-mode pass."""
+    def det_scores(det_out: Tensor) -> dict[str, Array]:
+        """The eval-mode pass's OOD scores of each example (higher = more likely OOD)."""
+        return {f"det_{k}": v for k, v in metrics.deterministic_scores(_class_logits(det_out, 0).numpy()).items()}
+
+    def scores(self, samples: Tensor, det_out: Tensor) -> dict[str, Array]:
+        """All OOD scores of each example, from the samples and the eval-mode pass (for OOD data)."""
         probs = torch.softmax(_class_logits(samples, 1), -1).numpy()
-        out = {f"mc_{k}": v for k, v in metrics.mc_scores(probs).items()}
-        det = metrics.deterministic_scores(_class_logits(det_out, 0).numpy())
-        return {**out, **{f"det_{k}": v for k, v in det.items()}}
+        return {**{f"mc_{k}": v for k, v in metrics.mc_scores(probs).items()}, **self.det_scores(det_out)}
 
     def finish(self, per: dict[str, Array]) -> Evaluation:
         mc, det, labels = per.pop("mc"), per.pop("det"), per.pop("labels").astype(np.int64)
@@ -385,6 +387,11 @@ class _Regression:
         )
         stacked = np.stack([mu, noise_var], -1)  # (T, B, D, 2)
         self.conv.add(stacked, lambda s: np.array([np.sum((s[..., 0] - y) ** 2), np.sum(s[..., 1])]))
+
+    @staticmethod
+    def det_scores(det_out: Tensor) -> dict[str, Array]:
+        """No eval-mode OOD score for a regressor."""
+        return {}
 
     def scores(self, samples: Tensor, det_out: Tensor) -> dict[str, Array]:
         """The OOD scores of each example: the epistemic and total predictive variance (mean over targets)."""
@@ -589,36 +596,44 @@ def evaluate(
     )
     run = _Passes(net, num_samples, output, train_mode, distributed.seed_or_draw(seed), target)
     shown = progress if distributed.rank() == 0 else False
-    scores_in: list[dict[str, Array]] = []
+    det_scores: list[dict[str, Array]] = []  # the eval-mode scores of the data, when OOD data is given
     for s, det, labels in run(loader, progress_bar(loader, desc="evaluate", progress=shown, leave=False)):
         acc.add(s, det, labels)
         if ood is not None:
-            scores_in.append(acc.scores(s, det))
+            det_scores.append(acc.det_scores(det))
     ev = acc.finish(_gather(acc.parts, run.shard, run.seen))
     ev.meta.update(likelihood=repr(likelihood), num_targets=getattr(likelihood, "num_targets", 1))
     ev.selective = _selective(ev)
     if ood is not None:
-        ev.ood = _ood_section(acc, run, ood, _gather(scores_in, run.shard, run.seen), batch_size, shown)
+        scores_in = {f"mc_{k}": v for k, v in uncertainty_scores(ev).items()}
+        if det_scores[0]:
+            scores_in.update(_gather(det_scores, run.shard, run.seen))
+        ev.ood = _ood_section(acc, run, ood, scores_in, batch_size, shown)
     return ev
 
 
-def selective_scores(ev: Evaluation) -> tuple[str, Array, dict[str, Array]]:
-    """The selective metric's name, per-example values (1 if right; or the error's size) and uncertainty scores."""
+def uncertainty_scores(ev: Evaluation) -> dict[str, Array]:
+    """Each example's uncertainty from the MC predictive (higher = more uncertain), as ``evaluate`` measured it.
+
+    Classification: ``max_prob`` (1 minus the top probability), ``entropy``,
+    ``mutual_information``, ``variation_ratio``; regression:
+    ``epistemic_var`` and ``total_var`` (the mean over targets).
+    """
     per = ev.per_example
     if ev.task == "classification":
         p = ev.mc_predictive
         top = p.max(1) if p.ndim == 2 else np.maximum(p, 1 - p)
-        scores = {"max_prob": 1 - top, **{k: per[k] for k in ("entropy", "mutual_information", "variation_ratio")}}
-        return "accuracy", 1 - per["error"], scores
+        return {"max_prob": 1 - top, **{k: per[k] for k in ("entropy", "mutual_information", "variation_ratio")}}
+    return {k: per[k] if per[k].ndim == 1 else per[k].mean(1) for k in ("epistemic_var", "total_var")}
 
-    def per_example(a: Array) -> Array:  # several targets: the mean over them
-        return a if a.ndim == 1 else a.mean(1)
 
-    scores = {
-        "total_std": np.sqrt(per_example(per["total_var"])),
-        "epistemic_std": np.sqrt(per_example(per["epistemic_var"])),
-    }
-    return "rmse", np.sqrt(per_example(per["abs_error"] ** 2)), scores
+def selective_scores(ev: Evaluation) -> tuple[str, Array, dict[str, Array]]:
+    """The selective metric's name, per-example values (1 if right; or the error's size) and the uncertainties."""
+    per = ev.per_example
+    if ev.task == "classification":
+        return "accuracy", 1 - per["error"], uncertainty_scores(ev)
+    squared = per["abs_error"] ** 2
+    return "rmse", np.sqrt(squared if squared.ndim == 1 else squared.mean(1)), uncertainty_scores(ev)
 
 
 def _selective(ev: Evaluation) -> dict[str, Any]:
