@@ -54,10 +54,10 @@ def _task_and_target(y_text: np.ndarray, task: str | None, column: str) -> tuple
     if task == "regression" and not numeric:
         raise UsageError(f"--task regression needs numeric targets; column {column!r} holds text labels")
     if task is None:
-        kind = type_of_target(y)
-        few = len(np.unique(y)) <= MAX_INFERRED_CLASSES
+        kind, distinct = type_of_target(y), len(np.unique(y))
+        few = distinct <= MAX_INFERRED_CLASSES
         task = "classification" if not numeric or (kind in ("binary", "multiclass") and few) else "regression"
-        why = f"inferred from column {column!r} ({kind}, {len(np.unique(y))} distinct values; set --task to override)"
+        why = f"inferred from column {column!r} ({kind}, {distinct} distinct values; set --task to override)"
     else:
         why = "--task"
     if task == "classification" and numeric:
@@ -115,8 +115,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
     if state["task"] == "regression":
-        mean, std = est.predict(X, return_std=True)
-        lower, upper = est.predict_interval(X, level=args.level)
+        mean, std, lower, upper = est.predict(X, return_std=True, return_interval=args.level)  # one set of draws
         writer.writerow(["mean", "std", f"lower_{args.level:g}", f"upper_{args.level:g}"])
         writer.writerows(zip(mean, std, lower, upper, strict=True))
     else:
@@ -144,12 +143,12 @@ def _cmd_report(args: argparse.Namespace) -> None:
     assert y is not None
     x = torch.tensor(X, dtype=torch.float32)
     if state["task"] == "classification":
-        lookup = {str(c): i for i, c in enumerate(est.classes_)}
-        as_text = [str(int(float(v))) if _is_number(v) and not isinstance(est.classes_[0], str) else v for v in y]
-        unknown = sorted({v for v in as_text if v not in lookup})
+        values = [v.item() for v in _task_and_target(y, "classification", args.target)[1]]  # ints, or text
+        lookup = {c.item(): i for i, c in enumerate(est.classes_)}
+        unknown = sorted({str(v) for v in values if v not in lookup})
         if unknown:
             raise UsageError(f"labels {unknown[:5]} in column {args.target!r} were not seen in training")
-        labels = np.array([lookup[v] for v in as_text])
+        labels = np.array([lookup[v] for v in values])
         ev = evaluate(est.model_, x, labels, num_samples=args.num_samples, seed=args.seed)
     else:
         lik = Gaussian(heteroscedastic=True)  # the estimator's model returns means and log-variances
@@ -160,14 +159,6 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {out}/index.html")
     for k, v in ev.mc.items():
         print(f"  {k:24s} MC {v:9.4f}   deterministic {ev.deterministic.get(k, float('nan')):9.4f}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _show_progress(args: argparse.Namespace) -> bool | None:
