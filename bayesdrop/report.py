@@ -95,6 +95,8 @@ def _ood_figures(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], Any]]]:
 def _selective_figure(ev: Evaluation) -> list[tuple[str, str, Callable[[Any], Any]]]:
     from .evaluation import selective_scores
 
+    if not ev.selective:
+        return []
     name, values, scores = selective_scores(ev)
     marks = tuple(c for c in ev.selective["coverage"] if c < 1)
     caption = (

@@ -102,9 +102,9 @@ def deterministic_scores(logits: ArrayLike) -> dict[str, Array]:
 
 
 def _scores(values: ArrayLike, name: str) -> Array:
-    s = as_float(values, name).reshape(-1) if np.ndim(values) <= 1 else None
-    if s is None:
+    if np.ndim(values) > 1:
         raise ValueError(f"The '{name}' parameter must be one score per example (1-D). Got shape {np.shape(values)}.")
+    s = as_float(values, name).reshape(-1)
     if s.size == 0:
         raise ValueError(f"The '{name}' parameter must hold at least one score. Got an empty array instead.")
     return s
