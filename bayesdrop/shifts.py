@@ -251,6 +251,8 @@ def shift(images: Tensor, kind: str, intensity: float, *, seed: int | None = Non
         return _images(images, "shift")[0].reshape(images.shape).clone()
     if kind == "rotation":
         return rotate(images, intensity)
+    # pixels and severities are whole numbers: 2.0 reads as 2; anything else goes on and is refused there
+    count = int(intensity) if isinstance(intensity, float) and intensity.is_integer() else intensity
     if kind == "translation":
-        return translate(images, int(intensity) if float(intensity).is_integer() else intensity)  # type: ignore[arg-type]
-    return corrupt(images, kind, int(intensity) if float(intensity).is_integer() else intensity, seed=seed)  # type: ignore[arg-type]
+        return translate(images, count)  # type: ignore[arg-type]
+    return corrupt(images, kind, count, seed=seed)  # type: ignore[arg-type]
