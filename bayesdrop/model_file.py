@@ -18,7 +18,6 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._checkpoint import save_atomic
-from ._checks import check_int
 from .likelihoods import Categorical, Gaussian
 from .mlp import Standardized, build_mlp
 
@@ -100,7 +99,7 @@ def estimator_from_state(state: dict[str, Any]) -> DropoutRegressor | DropoutCla
     est = cls(**params)
     est.n_features_in_ = state["n_features_in"]
     est.y_mean_, est.y_std_ = state["y_mean"], state["y_std"]
-    hidden = tuple(check_int(h, "hidden_layer_sizes", "estimator_from_state") for h in est.hidden_layer_sizes)
+    hidden = est._check_params()  # every saved parameter validated, as fit does
     if cls is DropoutClassifier:
         est.classes_ = np.array(state["classes"])
         lik: Gaussian | Categorical = Categorical()
