@@ -45,6 +45,12 @@ class Gaussian(nn.Module):
         Initial std of the learned homoscedastic noise (1.0).
     num_targets : int
         D, the number of targets (1).
+    min_noise_std : float
+        Heteroscedastic only: a smooth floor m >= 0 under the predicted noise
+        std, :math:`\log\sigma^2 = \log m^2 + \mathrm{softplus}(o - \log m^2)`
+        for a network output o (0, the default: no floor, the output is the
+        log-variance). It keeps a per-input noise from collapsing onto
+        training points (an integer-valued target, duplicated inputs).
 
     Shape
     -----
@@ -58,12 +64,19 @@ class Gaussian(nn.Module):
         noise_std: float | None = None,
         init_noise_std: float = 1.0,
         num_targets: int = 1,
+        min_noise_std: float = 0.0,
     ) -> None:
         super().__init__()
         self.heteroscedastic = bool(heteroscedastic)
         self.num_targets = num_targets
         if heteroscedastic and noise_std is not None:
             raise ValueError("The 'noise_std' parameter of Gaussian is for heteroscedastic=False only.")
+        self.min_noise_std = check_float(min_noise_std, "min_noise_std", "Gaussian", low=0.0)
+        if self.min_noise_std and not heteroscedastic:
+            raise ValueError(
+                "The 'min_noise_std' parameter of Gaussian is for heteroscedastic=True only (a learned "
+                f"homoscedastic noise has no per-input collapse). Got min_noise_std={min_noise_std}."
+            )
         init = check_float(init_noise_std, "init_noise_std", "Gaussian", low=0.0, low_open=True)
         self.log_var: Tensor | None
         if heteroscedastic:
@@ -94,7 +107,11 @@ class Gaussian(nn.Module):
                 f"Got {output.shape[-1]} instead."
             )
         if self.heteroscedastic:
-            return output[:, : self.num_targets], output[:, self.num_targets :]
+            log_var = output[:, self.num_targets :]
+            if self.min_noise_std:
+                floor = 2 * math.log(self.min_noise_std)
+                log_var = floor + F.softplus(log_var - floor)
+            return output[:, : self.num_targets], log_var
         assert self.log_var is not None
         return output, self.log_var.expand_as(output)
 
@@ -104,13 +121,18 @@ class Gaussian(nn.Module):
 
     def nll(self, output: Tensor, target: Tensor) -> Tensor:
         """Mean over examples of the NLL, summed over targets (nats)."""
+        return -self.log_prob(output, target).mean()
+
+    def log_prob(self, output: Tensor, target: Tensor) -> Tensor:
+        """Per-example log-density ``(N,)``, summed over targets (nats)."""
         mean, log_var = self.split(output)
         target = target.reshape(mean.shape).to(mean.dtype)
         per = 0.5 * (_LOG_2PI + log_var + (target - mean) ** 2 * torch.exp(-log_var))
-        return per.sum(-1).mean()
+        return -per.sum(-1)
 
     def extra_repr(self) -> str:
-        return f"heteroscedastic={self.heteroscedastic}, num_targets={self.num_targets}"
+        floor = f", min_noise_std={self.min_noise_std}" if self.min_noise_std else ""
+        return f"heteroscedastic={self.heteroscedastic}, num_targets={self.num_targets}{floor}"
 
 
 class Categorical(nn.Module):
@@ -129,3 +151,7 @@ class Categorical(nn.Module):
     def nll(self, output: Tensor, target: Tensor) -> Tensor:
         """Mean cross-entropy in nats."""
         return F.cross_entropy(output, target.long())
+
+    def log_prob(self, output: Tensor, target: Tensor) -> Tensor:
+        """Per-example log-probability ``(N,)`` of the labels (nats)."""
+        return -F.cross_entropy(output, target.long(), reduction="none")

@@ -39,6 +39,7 @@ from ._checkpoint import load_checkpoint, save_atomic
 from ._checks import check_float, check_int
 from ._progress import progress_bar
 from .likelihoods import Categorical, Gaussian
+from .montecarlo import sample_batches
 from .nn._protocol import StochasticModule, deterministic
 from .nn.concrete import ConcreteDropout
 from .nn.variational import kl_divergence
@@ -66,7 +67,7 @@ class History:
     val_nll : list of float
         Validation NLL per epoch (empty without ``val_data``).
     best_epoch : int or None
-        Epoch of the lowest validation NLL.
+        Epoch of the lowest validation NLL (from the end of the KL warm-up on).
     stopped_early : bool
         Whether early stopping ended the run.
     kl_weight : float
@@ -266,6 +267,8 @@ class _Trainer:
     output: _calls.Output
     target: str
     checkpoint: str | os.PathLike[str] | None
+    val_samples: int = 0  # 0: validate the eval-mode pass; T: the MC predictive with T samples
+    val_seed: int = 0
 
     def __post_init__(self) -> None:
         self.bar: Any = None  # the progress bar of the run
@@ -340,7 +343,9 @@ class _Trainer:
             v = self.validate()
             h.val_nll.append(v)
             postfix["val_nll"] = f"{v:.4f}"
-            if v < run.best_val:
+            if run.epoch + 1 < self.kl.warmup:
+                pass  # the objective still changes: no best epoch and no patience spent during the KL warm-up
+            elif v < run.best_val:
                 state = {"model": self.net.state_dict(), "likelihood": self.likelihood.state_dict()}
                 run.best_val, run.best_state, run.bad_epochs = v, copy.deepcopy(state), 0
                 h.best_epoch = run.epoch + 1
@@ -352,9 +357,11 @@ class _Trainer:
         return postfix
 
     def validate(self) -> float:
-        """Mean NLL of the eval-mode pass over the validation data (all ranks' batches together)."""
+        """Mean validation NLL (all ranks' batches together): the eval-mode pass, or the MC predictive."""
         total = torch.zeros(2, dtype=torch.float64)
         assert self.val is not None
+        if self.val_samples:
+            return self._validate_mc(total)
         with torch.no_grad(), deterministic(self.net):
             for batch in self.val:
                 x, y = _batches.split_batch(batch, "val_data", "fit", self.target)
@@ -362,6 +369,25 @@ class _Trainer:
                 y = _calls.to_model(y, self.device, self.dtype)
                 out = _calls.select_output(_calls.call_model(self.net, x), self.output, "fit")
                 total += torch.tensor([float(self.likelihood.nll(out, y)) * len(y), len(y)], dtype=torch.float64)
+        if isinstance(_batches.sampler_of(self.val), DistributedSampler):
+            distributed.all_reduce_sum(total)
+        return float(total[0] / total[1])
+
+    def _validate_mc(self, total: Tensor) -> float:
+        """Mean NLL of the MC predictive, -log (1/T) sum_t p(y | sample t), on common draws every epoch."""
+        assert self.val is not None
+
+        def split(batch: Any) -> tuple[Any, Tensor]:
+            return _batches.split_batch(batch, "val_data", "fit", self.target)
+
+        t = self.val_samples
+        for _, out, y in sample_batches(self.net, self.val, split, t, self.output, False, self.val_seed, "fit"):
+            assert out is not None
+            y = _calls.to_model(y, self.device, self.dtype)
+            with torch.no_grad():
+                log_p = torch.stack([self.likelihood.log_prob(out[i], y) for i in range(t)])
+            log_mean = torch.logsumexp(log_p.double(), 0) - math.log(t)
+            total += torch.tensor([-float(log_mean.sum()), len(y)], dtype=torch.float64)
         if isinstance(_batches.sampler_of(self.val), DistributedSampler):
             distributed.all_reduce_sum(total)
         return float(total[0] / total[1])
@@ -401,6 +427,7 @@ def fit(
     kl_scale: float = 1.0,
     kl_warmup_epochs: int = 0,
     val_data: Any = None,
+    val_samples: int = 0,
     early_stopping: int | None = None,
     output: _calls.Output = None,
     target: str = "labels",
@@ -459,9 +486,16 @@ def fit(
     kl_warmup_epochs : int
         Linear warm-up of the KL weight over this many epochs (0: none).
     val_data : like ``data``, optional
-        Validation data; its mean NLL (eval-mode pass) is recorded every epoch.
+        Validation data; its mean NLL is recorded every epoch.
+    val_samples : int
+        0 (the default): the validation NLL is that of the eval-mode pass
+        (fast). T > 0: that of the MC predictive with T samples, what
+        :func:`bayesdrop.sample` and :func:`bayesdrop.evaluate` predict (the
+        mean over samples of the likelihoods); the same noise is drawn every
+        epoch (from ``seed``), so epochs are compared on common draws.
     early_stopping : int, optional
-        Stop after this many epochs without a better validation NLL and
+        Stop after this many epochs without a better validation NLL (counted
+        from the end of the KL warm-up, when the objective stops changing) and
         restore the best weights of the model and the likelihood (requires
         ``val_data``).
     output : int, str or callable, optional
@@ -521,6 +555,7 @@ def fit(
             "The 'weight_decay' parameter of fit applies to the default optimiser only. Got weight_decay="
             f"{weight_decay} with an optimizer factory instead: give the factory its weight_decay."
         )
+    check_int(val_samples, "val_samples", "fit", minimum=0)
     if early_stopping is not None:
         early_stopping = check_int(early_stopping, "early_stopping", "fit")
         if val_data is None:
@@ -534,6 +569,7 @@ def fit(
         "categorical": isinstance(likelihood, Categorical),
     }
     data = _batches.batches(data, None, name="data", **loaders)  # type: ignore[arg-type]
+    loaders["shuffle"] = False  # validation in a fixed order, drawing nothing from the training RNG
     val = None if val_data is None else _batches.batches(val_data, None, name="val_data", **loaders)  # type: ignore[arg-type]
     n = _batches.dataset_size(data, dataset_size, "data", "fit")
     if device is not None:
@@ -544,7 +580,8 @@ def fit(
     opt = optimizer(groups) if optimizer is not None else torch.optim.Adam(groups, lr=lr)
     sched = scheduler(opt) if scheduler is not None else None
     kl = _KLSchedule(kl_scale, kl_warmup_epochs, n)
-    trainer = _Trainer(model, likelihood, opt, sched, data, val, kl, output, target, checkpoint)
+    val_seed = distributed.seed_or_draw(seed)
+    trainer = _Trainer(model, likelihood, opt, sched, data, val, kl, output, target, checkpoint, val_samples, val_seed)
     with distributed.seeded(distributed.rank_seed(seed), dev):  # per rank under torch.distributed
         run = _Run(History(kl_weight=kl_scale / n))
         if resume and checkpoint is not None and Path(checkpoint).exists():

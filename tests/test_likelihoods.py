@@ -39,3 +39,30 @@ def test_categorical_is_cross_entropy():
     expected = -(torch.log_softmax(logits, -1)[[0, 1], [0, 1]]).mean()
     assert float(Categorical().nll(logits, y)) == pytest.approx(float(expected))
     assert torch.equal(Categorical()(logits), logits)
+
+
+def test_the_noise_floor_is_smooth_and_holds():
+    lik = Gaussian(heteroscedastic=True, min_noise_std=0.1)
+    raw = torch.tensor([[0.0, -50.0], [0.0, 2 * math.log(0.1)], [0.0, 6.0]])
+    _, log_var = lik.split(raw)
+    floor = 2 * math.log(0.1)
+    assert log_var[0, 0] == pytest.approx(floor, abs=1e-6)  # far below: the floor
+    assert log_var[1, 0] == pytest.approx(floor + math.log(2), abs=1e-6)  # at the floor: softplus(0) above it
+    assert log_var[2, 0] == pytest.approx(6.0, abs=1e-4)  # far above: the output itself
+    assert (log_var >= floor).all()
+    assert Gaussian(heteroscedastic=True).split(raw)[1][0, 0] == -50.0  # no floor by default
+    with pytest.raises(ValueError, match="'min_noise_std' parameter of Gaussian is for heteroscedastic=True only"):
+        Gaussian(min_noise_std=0.1)
+    with pytest.raises(ValueError, match="'min_noise_std' parameter of Gaussian must be a float"):
+        Gaussian(heteroscedastic=True, min_noise_std=-1.0)
+
+
+def test_log_prob_is_the_per_example_negative_nll():
+    out = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(7)
+    g = Gaussian(heteroscedastic=True)
+    assert g.log_prob(out, y).shape == (7,)
+    assert -g.log_prob(out, y).mean() == pytest.approx(float(g.nll(out, y)), rel=1e-6)
+    logits, labels = torch.randn(7, 3), torch.randint(0, 3, (7,))
+    c = Categorical()
+    assert -c.log_prob(logits, labels).mean() == pytest.approx(float(c.nll(logits, labels)), rel=1e-6)

@@ -475,3 +475,33 @@ def test_the_progress_bar_names_concrete_dropouts_regulariser(monkeypatch):
     fit(plain, (x, y), likelihood=Categorical(), epochs=1, seed=0)
     assert "kl+concrete reg" in shown[0] and "kl" not in shown[0]
     assert "kl" in shown[1] and "kl+concrete reg" not in shown[1]
+
+
+def test_mc_validation_is_the_nll_of_the_mc_predictive_and_early_stopping_restores_it():
+    from bayesdrop._distributed import seed_or_draw
+    from bayesdrop.montecarlo import sample_batches
+
+    x, y, _ = _data(300, 7, hetero=False)
+    xv, yv, _ = _data(100, 8, hetero=False)
+    net, lik = _net(), Gaussian()
+    kw = {"likelihood": lik, "lr": 3e-2, "val_data": (xv, yv), "val_samples": 20, "seed": 0, "progress": False}
+    h = fit(net, (x, y), epochs=200, early_stopping=3, **kw)
+    assert h.stopped_early and h.best_epoch == int(np.argmin(h.val_nll)) + 1 and len(h.val_nll) == h.best_epoch + 3
+    # the restored weights give the best epoch's MC NLL on the same draws (one validation batch: seed index 0)
+    ((_, out, labels),) = list(sample_batches(net, [(xv, yv)], lambda b: b, 20, None, False, seed_or_draw(0), "test"))
+    log_p = torch.stack([lik.log_prob(out[i], labels) for i in range(20)]).double()
+    mc_nll = -float((torch.logsumexp(log_p, 0) - math.log(20)).mean())
+    assert mc_nll == pytest.approx(min(h.val_nll), rel=1e-5)
+    with torch.no_grad():
+        eval_nll = float(lik.nll(net.eval()(xv), yv))
+    assert eval_nll != pytest.approx(mc_nll, rel=1e-3)  # the criterion is the MC predictive, not the eval pass
+
+
+def test_early_stopping_waits_for_the_end_of_the_kl_warm_up():
+    x, y, _ = _data(200, 7, hetero=False)
+    xv, yv, _ = _data(100, 8, hetero=False)
+    net = _net()
+    kw = {"likelihood": Gaussian(), "lr": 3e-2, "val_data": (xv, yv), "seed": 0, "progress": False}
+    h = fit(net, (x, y), epochs=40, kl_warmup_epochs=8, early_stopping=1, **kw)
+    assert h.best_epoch is not None and h.best_epoch >= 8  # no epoch of the warm-up is a candidate
+    assert len(h.val_nll) >= 9 and h.best_epoch == 8 + int(np.argmin(h.val_nll[7:]))
