@@ -33,7 +33,7 @@ from ._checks import check_int
 from ._distributed import seed_or_draw
 from .montecarlo import deterministic, sample_batches
 
-__all__ = ["TemperatureScaled", "fit_temperature", "temperature_scale"]
+__all__ = ["TemperatureScaled", "fit_noise_scale", "fit_temperature", "temperature_scale"]
 
 #: Where the fitted temperature is kept: wider than any useful value, narrow enough that exp stays finite.
 LOG_T_RANGE = (-5.0, 5.0)
@@ -157,6 +157,64 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
 
     opt.step(closure)  # type: ignore[no-untyped-call]
     return float(log_t.detach().clamp(*LOG_T_RANGE).exp())
+
+
+def fit_noise_scale(means: Tensor, log_vars: Tensor, y: Tensor) -> float:
+    r"""The factor s of the noise std that maximises the MC predictive's log-likelihood of ``y``.
+
+    The regression counterpart of a temperature (std scaling, Levi et al.
+    2019, "Evaluating and calibrating uncertainty prediction in regression
+    tasks", arXiv:1905.11659): every sample's noise variance is multiplied by
+    :math:`s^2` and s maximises the mean log-likelihood of the mixture
+    :math:`\frac1S\sum_t N(y; \mu_t, s^2\sigma_t^2)` on held-out data. The
+    sampled means stay as they are, so s moves the aleatoric part only.
+
+    Parameters
+    ----------
+    means, log_vars : Tensor (S, N) or (S, N, D)
+        Per-sample means and noise log-variances (S MC samples).
+    y : Tensor (N,) or (N, D)
+        Held-out targets, in the same units.
+
+    Returns
+    -------
+    float
+        s > 0, within ``exp(LOG_T_RANGE)``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, there is no row, or a value is not finite.
+
+    Examples
+    --------
+    >>> mu = torch.zeros(1, 2000); y = 3 * torch.randn(2000, generator=torch.Generator().manual_seed(0))
+    >>> s = fit_noise_scale(mu, torch.zeros(1, 2000), y)  # the noise std was 1, the data's is 3
+    >>> abs(s - float(y.square().mean().sqrt())) < 1e-4  # with one sample: the root mean square
+    True
+    """
+    mu, lv = means.detach().double().cpu(), log_vars.detach().double().cpu()
+    target = y.detach().double().cpu().reshape(mu.shape[1:])
+    if mu.shape != lv.shape or mu.ndim < 2 or mu.shape[1] == 0:
+        raise ValueError(
+            "The 'means' and 'log_vars' parameters of fit_noise_scale must both be (S, N[, D]) with N > 0. "
+            f"Got shapes {tuple(means.shape)} and {tuple(log_vars.shape)} instead."
+        )
+    if not (torch.isfinite(mu).all() and torch.isfinite(lv).all() and torch.isfinite(target).all()):
+        raise ValueError("The inputs of fit_noise_scale contain NaN or infinite values.")
+    log_s = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_s], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        var_log = lv + 2 * log_s.clamp(*LOG_T_RANGE)
+        log_p = -0.5 * (math.log(2 * math.pi) + var_log + (target - mu).square() / var_log.exp())
+        loss = -(torch.logsumexp(log_p, 0) - math.log(mu.shape[0])).mean()
+        loss.backward()  # type: ignore[no-untyped-call]
+        return loss
+
+    opt.step(closure)  # type: ignore[no-untyped-call]
+    return float(log_s.detach().clamp(*LOG_T_RANGE).exp())
 
 
 def _collect(

@@ -89,7 +89,9 @@ class Standardized(nn.Module):
     """Raw inputs -> network -> raw-unit predictive parameters.
 
     Regression: ``(N, 2)`` means and log-variances in the target's units;
-    classification: logits.
+    classification: logits. The buffer ``temperature`` (1 until an estimator
+    fits it on validation data) divides the logits, or multiplies the noise
+    standard deviation of a regressor.
 
     Parameters
     ----------
@@ -111,17 +113,20 @@ class Standardized(nn.Module):
         self.likelihood = likelihood
         self.register_buffer("x_mean", x_mean)
         self.register_buffer("x_std", x_std)
+        self.register_buffer("temperature", torch.ones((), dtype=x_std.dtype))
         self.y_mean, self.y_std = y_mean, y_std
 
     x_mean: Tensor
     x_std: Tensor
+    temperature: Tensor
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.net((x - self.x_mean) / self.x_std)
         if isinstance(self.likelihood, Gaussian):
             mean, log_var = self.likelihood.split(out)
-            return torch.cat([mean * self.y_std + self.y_mean, log_var + 2 * math.log(self.y_std)], -1)
-        return out
+            log_var = log_var + 2 * (math.log(self.y_std) + self.temperature.log())
+            return torch.cat([mean * self.y_std + self.y_mean, log_var], -1)
+        return out / self.temperature
 
 
 def standardization(ref: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -105,10 +105,11 @@ def estimator_from_state(state: dict[str, Any]) -> DropoutRegressor | DropoutCla
         lik: Gaussian | Categorical = Categorical()
         n_out = max(len(est.classes_), 2)
     else:
-        lik = Gaussian(heteroscedastic=bool(params["heteroscedastic"]))
-        n_out = lik.num_outputs
+        gaussian = est._likelihood()
+        lik, n_out = gaussian, gaussian.num_outputs
     net = build_mlp(est.n_features_in_, hidden, n_out, est.method, est.p)
-    sd = state["state"]
+    sd = dict(state["state"])
+    sd.setdefault("temperature", torch.ones(()))  # files written before temperature scaling
     est.model_ = Standardized(net, lik, sd["x_mean"], sd["x_std"], est.y_mean_, est.y_std_)
     est.model_.load_state_dict(sd)
     est.model_.eval()

@@ -20,14 +20,24 @@ predict with the MC predictive of :func:`bayesdrop.sample`.
 The regressor learns its observation noise: a second output of log-variances
 by default (``heteroscedastic=True``), one noise with ``heteroscedastic=False``.
 
+Held-out data (scikit-learn's names, as in ``MLPClassifier``):
+``early_stopping`` holds out ``validation_fraction`` of the rows (stratified
+for the classifier), stops after ``n_iter_no_change`` epochs without a lower
+validation NLL of the MC predictive and restores the best epoch;
+``temperature_scaling`` then fits a temperature on the same rows (the
+classifier's logits are divided by it, the regressor's noise std multiplied).
+Both default to ``"auto"``: early stopping from 1,000 training rows, the
+temperature from 10,000 (:data:`AUTO_MIN_ROWS`, :data:`AUTO_TEMPERATURE_ROWS`).
+
 Defaults (chosen once across datasets by validation scores, never on a test
-split; ``benchmarks/learned_noise.md`` has the study):
+split; ``benchmarks/learned_noise.md`` has the studies):
 
 - ``DropoutRegressor``: ``method="variational"``, heteroscedastic noise, Adam
   at lr 0.01, batch 128, 400 epochs, the KL warmed up over the first half of
   the epochs (the UCI benchmark's learned-noise recipe).
 - ``DropoutClassifier``: ``method="concrete"``, lr 0.003, batch 64, 200
   epochs.
+- Both: early stopping from 1,000 rows, temperature scaling from 10,000.
 
 ``kl_warmup_epochs=None`` (the default) warms the KL up over half of the
 epochs for ``"variational"`` and not at all for the other methods.
@@ -44,13 +54,15 @@ With ``random_state`` set, a given call is reproducible.
 
 from __future__ import annotations
 
+import math
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -58,17 +70,27 @@ from torch import Tensor
 
 from ._checks import check_float, check_int, check_option, check_probability
 from ._distributed import seed_or_draw, seeded
+from .calibrate import fit_noise_scale, fit_temperature
 from .likelihoods import Categorical, Gaussian
 from .mlp import METHODS, Method, Standardized, build_mlp, standardization
 from .montecarlo import sample
 from .training import fit
 
-__all__ = ["DropoutClassifier", "DropoutRegressor", "from_state"]
+__all__ = ["AUTO_MIN_ROWS", "AUTO_TEMPERATURE_ROWS", "DropoutClassifier", "DropoutRegressor", "from_state"]
+
+Auto = bool | Literal["auto"]
+#: Training rows from which ``early_stopping="auto"`` holds out a validation split.
+AUTO_MIN_ROWS = 1000
+#: Training rows from which ``temperature_scaling="auto"`` fits a temperature (1,000 validation rows at 10%).
+AUTO_TEMPERATURE_ROWS = 10000
+#: MC samples of the validation NLL that early stopping reads every epoch (the same draws each epoch).
+VAL_SAMPLES = 10
 
 
 class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
     model_: Standardized
 
+    # size: scikit-learn reads an estimator's parameters from its __init__ signature, one flat keyword each.
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
@@ -80,6 +102,10 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         batch_size: int = 64,
         weight_decay: float = 0.0,
         kl_warmup_epochs: int | None = None,
+        early_stopping: Auto = "auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        temperature_scaling: Auto = "auto",
         num_samples: int = 100,
         random_state: Any = None,
         progress: bool | None = False,
@@ -92,6 +118,10 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         self.batch_size = batch_size
         self.weight_decay = weight_decay
         self.kl_warmup_epochs = kl_warmup_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.temperature_scaling = temperature_scaling
         self.num_samples = num_samples
         self.random_state = random_state
         self.progress = progress
@@ -115,6 +145,15 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         check_float(self.weight_decay, "weight_decay", name, low=0.0)
         if self.kl_warmup_epochs is not None:
             check_int(self.kl_warmup_epochs, "kl_warmup_epochs", name, minimum=0)
+        for option in ("early_stopping", "temperature_scaling"):
+            value = getattr(self, option)
+            if not (isinstance(value, (bool, np.bool_)) or value == "auto"):
+                raise ValueError(
+                    f"The '{option}' parameter of {name} must be True, False or 'auto'. Got {value!r} instead."
+                )
+        check_float(self.validation_fraction, "validation_fraction", name, low=0.0, high=1.0, low_open=True,
+                    high_open=True)  # fmt: skip
+        check_int(self.n_iter_no_change, "n_iter_no_change", name)
         return hidden
 
     def _warmup(self) -> int:
@@ -128,28 +167,117 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         rs = check_random_state(self.random_state)
         return int(rs.randint(0, 2**31 - 1)) + offset
 
+    def _holdout(self, target: npt.NDArray[Any], classify: bool) -> tuple[Any, Any] | None:
+        """Training and validation row indices, or None when no validation split is held out.
+
+        ``"auto"`` holds one out from :data:`AUTO_MIN_ROWS` rows on (stratified
+        for a classifier, every class in both parts); an explicit True raises
+        where the split is impossible.
+        """
+        name, n = type(self).__name__, len(target)
+        explicit = self.early_stopping is True or self.temperature_scaling is True
+        wanted = self._resolve("early_stopping", n) or self._resolve("temperature_scaling", n)
+        if not wanted:
+            return None
+        n_val = math.ceil(n * float(self.validation_fraction))
+        try:
+            if n_val < 2 or n - n_val < 2:
+                raise ValueError(
+                    f"The 'early_stopping' parameter of {name} needs at least 2 training and 2 validation rows: "
+                    f"validation_fraction={self.validation_fraction} of {n} rows leaves {n - n_val} and {n_val}. "
+                    "Give more data, or set early_stopping=False and temperature_scaling=False."
+                )
+            return self._split(target, n_val, classify)
+        except ValueError:
+            if explicit:
+                raise
+            return None  # "auto": no split where none can be made
+
+    def _split(self, target: npt.NDArray[Any], n_val: int, classify: bool) -> tuple[Any, Any]:
+        """A (stratified) random split with ``n_val`` validation rows; every class on both sides."""
+        name, rows = type(self).__name__, np.arange(len(target))
+        seed = self._seed(3)
+        if not classify:
+            train, val = train_test_split(rows, test_size=n_val, random_state=seed)
+            return train, val
+        classes, counts = np.unique(target, return_counts=True)
+        if len(classes) > 1 and (counts.min() < 2 or n_val < len(classes)):
+            raise ValueError(
+                f"The 'validation_fraction' parameter of {name} leaves a class out of the validation split: "
+                f"{n_val} validation rows for {len(classes)} classes, the rarest with {counts.min()} rows. "
+                "Raise validation_fraction, give more rows of the rare classes, or set early_stopping=False and "
+                "temperature_scaling=False."
+            )
+        stratify = target if len(classes) > 1 else None
+        train, val = train_test_split(rows, test_size=n_val, random_state=seed, stratify=stratify)
+        missing = np.setdiff1d(classes, target[val])
+        if len(missing):
+            raise ValueError(
+                f"The 'validation_fraction' parameter of {name} leaves classes {missing.tolist()} out of the "
+                f"validation split ({n_val} rows). Raise validation_fraction, or set early_stopping=False and "
+                "temperature_scaling=False."
+            )
+        return train, val
+
+    def _resolve(self, option: str, n: int) -> bool:
+        """Whether ``early_stopping`` or ``temperature_scaling`` is on for ``n`` training rows."""
+        value = getattr(self, option)
+        if value != "auto":
+            return bool(value)
+        return n >= (AUTO_MIN_ROWS if option == "early_stopping" else AUTO_TEMPERATURE_ROWS)
+
     def _fit_net(
         self, X: npt.NDArray[Any], target: npt.NDArray[Any], likelihood: Gaussian | Categorical, n_out: int
     ) -> None:
         hidden = self._check_params()
-        x = torch.tensor(X, dtype=torch.float32)
-        x_mean, x_std = (torch.tensor(a, dtype=torch.float32) for a in standardization(X))
+        classify = isinstance(likelihood, Categorical)
+        split = self._holdout(target, classify)
+        train, val = (np.arange(len(X)), None) if split is None else split
+        x_mean, x_std = (torch.tensor(a, dtype=torch.float32) for a in standardization(X[train]))
+        x = (torch.tensor(X, dtype=torch.float32) - x_mean) / x_std
+        y = torch.as_tensor(target)
+        stop = split is not None and self._resolve("early_stopping", len(X))
         seed = self._seed(0)
         with seeded(seed):
             net = build_mlp(X.shape[1], hidden, n_out, self.method, self.p)
         self.history_ = fit(
             net,
-            ((x - x_mean) / x_std, torch.as_tensor(target)),
+            (x[train], y[train]),
             likelihood=likelihood,
             epochs=self.epochs,
             lr=self.lr,
             batch_size=self.batch_size,
             kl_warmup_epochs=self._warmup(),
             weight_decay=self.weight_decay,
+            val_data=None if val is None else (x[val], y[val]),
+            val_samples=VAL_SAMPLES,
+            early_stopping=int(self.n_iter_no_change) if stop else None,
             seed=seed,
             progress=self.progress,
         )
         self.model_ = Standardized(net, likelihood, x_mean, x_std, self.y_mean_, self.y_std_)
+        self.n_iter_ = len(self.history_.epoch)
+        self.best_epoch_ = self.history_.best_epoch if stop else None
+        self.validation_scores_ = list(self.history_.val_nll)
+        if val is not None and self._resolve("temperature_scaling", len(X)):
+            self._calibrate(torch.tensor(X[val], dtype=torch.float32), y[val])
+
+    def _calibrate(self, x_val: Tensor, y_val: Tensor) -> None:
+        """Fit the temperature on the validation rows (MC predictive, T = ``num_samples``)."""
+        out = sample(self.model_, x_val, int(self.num_samples), seed=self._seed(4)).double()
+        if isinstance(self.model_.likelihood, Categorical):
+            if len(torch.unique(y_val)) < 2:
+                return  # one class: every temperature fits, none is learned
+            temperature = fit_temperature(out, y_val)
+        else:
+            temperature = fit_noise_scale(out[..., 0], out[..., 1], y_val.double() * self.y_std_ + self.y_mean_)
+        self.model_.temperature.fill_(temperature)
+
+    @property
+    def temperature_(self) -> float:
+        """The fitted temperature (1.0 without ``temperature_scaling``): see the estimator's parameters."""
+        check_is_fitted(self, "model_")
+        return float(self.model_.temperature)
 
     def _samples(self, X: Any, num_samples: int | None) -> Tensor:
         check_is_fitted(self, "model_")
@@ -181,11 +309,34 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     heteroscedastic : bool
         Learn a per-input noise (second output of log-variances; the default)
         or, with False, one noise for all inputs.
+    min_noise_std : float
+        A smooth floor under the per-input noise std, in units of the
+        target's standard deviation (see :class:`bayesdrop.Gaussian`); 0: none.
     epochs, lr, batch_size, weight_decay
         Training options of :func:`bayesdrop.fit` (400 epochs, lr 0.01, batch 128).
     kl_warmup_epochs : int or None
         Epochs over which the KL weight rises to 1; None: half of ``epochs``
         for "variational", 0 otherwise.
+    early_stopping : bool or "auto"
+        Hold out ``validation_fraction`` of the training rows, stop after
+        ``n_iter_no_change`` epochs without a lower validation NLL (of the MC
+        predictive, 10 samples, the same draws every epoch) and restore the
+        best epoch's weights. "auto" (the default): on from
+        :data:`AUTO_MIN_ROWS` (1,000) rows, off below (on small data the held-out
+        rows cost more than the stopping gains; ``benchmarks/overconfidence.md``).
+    validation_fraction : float
+        In (0, 1): the share of rows held out (0.1), drawn with ``random_state``.
+    n_iter_no_change : int
+        Patience in epochs (10).
+    temperature_scaling : bool or "auto"
+        After training, fit a temperature on the validation rows by the MC
+        predictive's NLL: the noise standard deviation is multiplied by it (std scaling,
+        :func:`bayesdrop.calibrate.fit_noise_scale`).
+        "auto" (the default): on from :data:`AUTO_TEMPERATURE_ROWS` (10,000)
+        rows, a validation split of at least 1,000 at the default fraction; on
+        a small split that is classified without error the fitted
+        temperature runs to its lower bound and the NLL of the next error
+        explodes.
     num_samples : int
         MC samples T for prediction (100).
     random_state : int, RandomState or None
@@ -198,6 +349,14 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     model_ : nn.Module
         Raw inputs to means and log-variances in the target's units.
     history_ : History
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int or None
+        The restored epoch under early stopping.
+    validation_scores_ : list of float
+        Validation NLL per epoch (empty without a validation split).
+    temperature_ : float
+        The noise std's factor (1.0 without temperature scaling).
     n_features_in_ : int
 
     Examples
@@ -210,6 +369,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     ((3,), True)
     """
 
+    # size: scikit-learn reads an estimator's parameters from its __init__ signature, one flat keyword each.
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
@@ -217,11 +377,16 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         p: float = 0.05,
         *,
         heteroscedastic: bool = True,
+        min_noise_std: float = 0.0,
         epochs: int = 400,
         lr: float = 1e-2,
         batch_size: int = 128,
         weight_decay: float = 0.0,
         kl_warmup_epochs: int | None = None,
+        early_stopping: Auto = "auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        temperature_scaling: Auto = "auto",
         num_samples: int = 100,
         random_state: Any = None,
         progress: bool | None = False,
@@ -235,11 +400,16 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
             batch_size=batch_size,
             weight_decay=weight_decay,
             kl_warmup_epochs=kl_warmup_epochs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            temperature_scaling=temperature_scaling,
             num_samples=num_samples,
             random_state=random_state,
             progress=progress,
         )
         self.heteroscedastic = heteroscedastic
+        self.min_noise_std = min_noise_std
 
     def fit(self, X: Any, y: Any) -> DropoutRegressor:
         """Fit the network and its noise to ``X`` (n_samples, n_features) and ``y`` (n_samples,)."""
@@ -247,9 +417,18 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         y = np.asarray(y, dtype=np.float64)
         y_mean, y_std = standardization(y)
         self.y_mean_, self.y_std_ = float(y_mean), float(y_std)
-        lik = Gaussian(heteroscedastic=bool(self.heteroscedastic))
+        lik = self._likelihood()
         self._fit_net(X, (y - self.y_mean_) / self.y_std_, lik, lik.num_outputs)
         return self
+
+    def _likelihood(self) -> Gaussian:
+        floor = check_float(self.min_noise_std, "min_noise_std", "DropoutRegressor", low=0.0)
+        if floor and not self.heteroscedastic:
+            raise ValueError(
+                "The 'min_noise_std' parameter of DropoutRegressor is for heteroscedastic=True only. "
+                f"Got min_noise_std={self.min_noise_std} with heteroscedastic=False."
+            )
+        return Gaussian(heteroscedastic=bool(self.heteroscedastic), min_noise_std=floor)
 
     def _moments(self, X: Any, num_samples: int | None = None) -> tuple[Tensor, Tensor]:
         out = self._samples(X, num_samples)  # (T, N, 2): mean, log-variance
@@ -343,12 +522,48 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     kl_warmup_epochs : int or None
         Epochs over which the KL weight rises to 1; None: half of ``epochs``
         for "variational", 0 otherwise.
+    early_stopping : bool or "auto"
+        Hold out ``validation_fraction`` of the training rows, stop after
+        ``n_iter_no_change`` epochs without a lower validation NLL (of the MC
+        predictive, 10 samples, the same draws every epoch) and restore the
+        best epoch's weights. "auto" (the default): on from
+        :data:`AUTO_MIN_ROWS` (1,000) rows, off below (on small data the held-out
+        rows cost more than the stopping gains; ``benchmarks/overconfidence.md``).
+    validation_fraction : float
+        In (0, 1): the share of rows held out (0.1), drawn with ``random_state``.
+    n_iter_no_change : int
+        Patience in epochs (10).
+    temperature_scaling : bool or "auto"
+        After training, fit a temperature on the validation rows by the MC
+        predictive's NLL: the logits are divided by it (Guo et al. 2017,
+        :func:`bayesdrop.calibrate.fit_temperature`).
+        "auto" (the default): on from :data:`AUTO_TEMPERATURE_ROWS` (10,000)
+        rows, a validation split of at least 1,000 at the default fraction; on
+        a small split that is classified without error the fitted
+        temperature runs to its lower bound and the NLL of the next error
+        explodes.
     num_samples : int
         MC samples T for prediction (100).
     random_state : int, RandomState or None
         Seeds initialisation, training and prediction.
     progress : bool
         Show a progress bar while fitting.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    model_ : nn.Module
+        Raw inputs to calibrated logits.
+    history_ : History
+    n_iter_ : int
+        Epochs run.
+    best_epoch_ : int or None
+        The restored epoch under early stopping.
+    validation_scores_ : list of float
+        Validation NLL per epoch (empty without a validation split).
+    temperature_ : float
+        The logits' temperature (1.0 without temperature scaling).
+    n_features_in_ : int
 
     Examples
     --------
@@ -359,6 +574,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     (2, 2)
     """
 
+    # size: scikit-learn reads an estimator's parameters from its __init__ signature, one flat keyword each.
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
@@ -370,6 +586,10 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         batch_size: int = 64,
         weight_decay: float = 0.0,
         kl_warmup_epochs: int | None = None,
+        early_stopping: Auto = "auto",
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        temperature_scaling: Auto = "auto",
         num_samples: int = 100,
         random_state: Any = None,
         progress: bool | None = False,
@@ -383,6 +603,10 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
             batch_size=batch_size,
             weight_decay=weight_decay,
             kl_warmup_epochs=kl_warmup_epochs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            temperature_scaling=temperature_scaling,
             num_samples=num_samples,
             random_state=random_state,
             progress=progress,

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import bayesdrop
-from bayesdrop.calibrate import TemperatureScaled, fit_temperature, temperature_scale
+from bayesdrop.calibrate import TemperatureScaled, fit_noise_scale, fit_temperature, temperature_scale
 from bayesdrop.calibrate import _nll as nll_at
 from tests.conftest import z_value
 
@@ -72,3 +72,38 @@ def test_deterministic_temperature_leaves_the_predicted_class():
     scaled = temperature_scale(net, x, y, mc=False)
     net.eval()
     assert torch.equal(scaled(x).argmax(1), net(x).argmax(1))
+
+
+def test_a_planted_noise_scale_is_recovered():
+    # Targets drawn from the MC mixture with every noise std times 1.7: the fitted factor is 1.7 within z * SE,
+    # the SE from the curvature of the summed log-likelihood in log s (observed Fisher information).
+    gen = torch.Generator().manual_seed(1)
+    s_planted, n, t = 1.7, 20_000, 4
+    mu = torch.randn(t, n, generator=gen, dtype=torch.float64)
+    log_var = torch.randn(t, n, generator=gen, dtype=torch.float64) * 0.3 - 1.0
+    pick = torch.randint(0, t, (n,), generator=gen)
+    rows = torch.arange(n)
+    y = mu[pick, rows] + s_planted * log_var[pick, rows].mul(0.5).exp() * torch.randn(
+        n, generator=gen, dtype=torch.float64
+    )
+    s_hat = fit_noise_scale(mu, log_var, y)
+
+    def mean_nll(log_s: torch.Tensor) -> torch.Tensor:
+        v = log_var + 2 * log_s
+        log_p = -0.5 * (math.log(2 * math.pi) + v + (y - mu).square() / v.exp())
+        return -(torch.logsumexp(log_p, 0) - math.log(t)).mean()
+
+    log_s = torch.tensor(math.log(s_hat), dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(mean_nll(log_s), log_s, create_graph=True)
+    (h,) = torch.autograd.grad(g, log_s)
+    se = 1.0 / math.sqrt(n * float(h))
+    assert abs(math.log(s_hat) - math.log(s_planted)) <= z_value(2) * se
+    assert abs(float(g.detach())) / float(h) < 0.01 * se  # at the optimum: a Newton step is negligible
+    assert se < 0.02
+
+
+def test_noise_scale_refuses_bad_shapes_and_nan():
+    with pytest.raises(ValueError, match="'means' and 'log_vars' parameters of fit_noise_scale"):
+        fit_noise_scale(torch.zeros(3, 4), torch.zeros(3, 5), torch.zeros(4))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fit_noise_scale(torch.zeros(3, 4), torch.full((3, 4), float("nan")), torch.zeros(4))

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import make_regression
 from sklearn.model_selection import GridSearchCV
@@ -174,3 +175,147 @@ def test_mapie_split_conformal_with_the_mc_spread():
     scc.conformalize(Xc[120:180], yc[120:180])
     _, sets = scc.predict_set(Xc[180:])
     assert sets.shape == (60, 3, 1) and sets[:, :, 0].any(1).all()
+
+
+# -- held-out data: early stopping, temperature scaling ------------------------------------------------------
+
+
+def _blobs(n=600, seed=0, classes=3):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, size=n)
+    X = rng.normal(size=(n, 4)) + 1.5 * np.eye(classes, 4)[y]
+    return X, y
+
+
+def test_early_stopping_restores_the_best_epoch():
+    X, y = _blobs()
+    kw = {"hidden_layer_sizes": (64, 64), "validation_fraction": 0.2, "num_samples": 10, "random_state": 0}
+    clf = DropoutClassifier(epochs=300, lr=3e-2, early_stopping=True, n_iter_no_change=4, **kw).fit(X, y)
+    best = clf.best_epoch_
+    assert clf.n_iter_ == best + 4 < 300 and clf.history_.stopped_early
+    assert clf.validation_scores_[best - 1] == min(clf.validation_scores_)
+    # validation draws no training randomness, so a run that ends at the best epoch has the same weights
+    short = DropoutClassifier(epochs=best, lr=3e-2, early_stopping=True, n_iter_no_change=1000, **kw).fit(X, y)
+    for (name, a), b in zip(clf.model_.state_dict().items(), short.model_.state_dict().values()):
+        if name != "temperature":
+            assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("cls", [DropoutClassifier, DropoutRegressor])
+def test_the_temperature_lowers_the_validation_nll(cls):
+    X, y = _blobs(400, seed=1)
+    if cls is DropoutRegressor:
+        y = X[:, 0] + 0.3 * np.random.default_rng(2).normal(size=len(X))
+    kw = {
+        "hidden_layer_sizes": (128, 128),
+        "epochs": 150,
+        "early_stopping": False,
+        "random_state": 0,
+        "num_samples": 30,
+    }
+    on = cls(temperature_scaling=True, **kw).fit(X, y)
+    off = cls(temperature_scaling=False, **kw).fit(X, y)  # no split held out: trained on all rows
+    plain = cls(temperature_scaling=True, **kw).fit(X, y)
+    plain.model_.temperature.fill_(1.0)  # the same network as `on`, before its temperature
+    assert on.temperature_ != 1.0 and off.temperature_ == 1.0 and off.validation_scores_ == []
+    target = np.searchsorted(on.classes_, y) if cls is DropoutClassifier else y
+    _, val = on._holdout(target, cls is DropoutClassifier)  # the split fit held out (same random_state)
+
+    def val_nll(est):
+        if cls is DropoutClassifier:
+            p = est.predict_proba(X[val])
+            return -np.log(p[np.arange(len(val)), y[val]]).mean()
+        mu, log_var = est._moments(X[val])
+        log_p = -0.5 * (np.log(2 * np.pi) + log_var + (torch.as_tensor(y[val]) - mu) ** 2 / log_var.exp())
+        return -(torch.logsumexp(log_p, 0) - np.log(log_p.shape[0])).mean().item()
+
+    assert val_nll(on) < val_nll(plain)
+
+
+def test_the_defaults_reproduce_from_a_seed_and_auto_turns_on_with_enough_rows():
+    X, y = _blobs(1200)
+    a = DropoutClassifier(num_samples=10, random_state=3).fit(X, y)
+    b = DropoutClassifier(num_samples=10, random_state=3).fit(X, y)
+    np.testing.assert_array_equal(a.predict_proba(X[:50]), b.predict_proba(X[:50]))
+    assert a.best_epoch_ is not None and a.temperature_ == 1.0  # 1,200 rows: early stopping, no temperature
+    small = DropoutClassifier(epochs=5, num_samples=5, random_state=0).fit(X[:900], y[:900])
+    assert small.best_epoch_ is None and small.temperature_ == 1.0 and small.n_iter_ == 5
+    X, y = _blobs(10_000)
+    big = DropoutClassifier((8,), epochs=3, num_samples=5, random_state=0).fit(X, y)
+    assert big.best_epoch_ is not None and big.temperature_ != 1.0  # 10,000 rows: both
+
+
+@pytest.mark.parametrize(
+    ("params", "n", "match"),
+    [
+        (
+            {"validation_fraction": 0.0},
+            100,
+            r"'validation_fraction' parameter of DropoutClassifier must be a float in \(0, 1\)",
+        ),
+        (
+            {"validation_fraction": 1.0},
+            100,
+            r"'validation_fraction' parameter of DropoutClassifier must be a float in \(0, 1\)",
+        ),
+        ({"n_iter_no_change": 0}, 100, r"'n_iter_no_change' parameter of DropoutClassifier must be an int >= 1. Got 0"),
+        (
+            {"early_stopping": "yes"},
+            100,
+            r"'early_stopping' parameter of DropoutClassifier must be True, False or 'auto'",
+        ),
+        ({"temperature_scaling": None}, 100, r"'temperature_scaling' parameter .* must be True, False or 'auto'"),
+        (
+            {"early_stopping": True},
+            8,
+            r"'early_stopping' parameter of DropoutClassifier needs at least 2 training and 2 validation rows",
+        ),
+        (
+            {"early_stopping": True, "validation_fraction": 0.05},
+            40,
+            r"'validation_fraction' parameter of DropoutClassifier leaves a class out",
+        ),
+    ],
+)
+def test_bad_held_out_options(params, n, match):
+    X, y = _blobs(n, classes=3)
+    with pytest.raises(ValueError, match=match):
+        DropoutClassifier(epochs=2, **params).fit(X, y)
+
+
+def test_a_rare_class_cannot_be_split_off_and_auto_then_trains_on_everything():
+    X, y = _blobs(1500)
+    y[0] = 7  # one example of a fourth class
+    with pytest.raises(ValueError, match="'validation_fraction' parameter of DropoutClassifier leaves a class out"):
+        DropoutClassifier(epochs=2, early_stopping=True).fit(X, y)
+    clf = DropoutClassifier(epochs=2, num_samples=5, random_state=0).fit(X, y)  # "auto": no split possible
+    assert clf.best_epoch_ is None and clf.validation_scores_ == []
+
+
+def test_explicit_early_stopping_fails_check_estimator_only_where_the_data_are_too_small_to_split():
+    est = DropoutClassifier(epochs=5, num_samples=5, early_stopping=True, temperature_scaling=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, on_fail=None)
+
+    def chain(e):  # a check may wrap our error in its own assertion
+        return str(e) + (chain(e.__cause__ or e.__context__) if (e.__cause__ or e.__context__) else "")
+
+    failed = [chain(r["exception"]) for r in results if r["status"] == "failed"]
+    assert failed  # scikit-learn's checks fit on 1 to 30 rows
+    ours = (
+        "'early_stopping' parameter of DropoutClassifier needs",
+        "'validation_fraction' parameter of DropoutClassifier",
+    )
+    assert all(any(o in f for o in ours) for f in failed), failed
+
+
+def test_the_temperature_travels_with_the_model_file(tmp_path):
+    X, y = _blobs(300)
+    clf = DropoutClassifier(epochs=20, temperature_scaling=True, num_samples=10, random_state=0).fit(X, y)
+    state = clf.to_state()
+    restored = from_state(state)
+    assert restored.temperature_ == clf.temperature_ != 1.0
+    np.testing.assert_allclose(restored.predict_proba(X[:5]), clf.predict_proba(X[:5]), rtol=1e-6)
+    old = {**state, "state": {k: v for k, v in state["state"].items() if k != "temperature"}}  # an older file
+    assert from_state(old).temperature_ == 1.0
