@@ -144,6 +144,8 @@ class LearnedNoise:
         Multiplier of the protocol's epochs.
     init_noise_std : float
         Initial observation noise (standardised targets).
+    min_noise_std : float
+        Floor of a heteroscedastic noise std (standardised targets; 0: none).
     lr_decay : bool
         Decay the learning rate linearly to zero over the epochs (constant otherwise).
     """
@@ -160,6 +162,7 @@ class LearnedNoise:
     epochs_factor: float = 1.0
     init_noise_std: float = 1.0
     lr_decay: bool = False
+    min_noise_std: float = 0.0
 
 
 #: The learned-noise settings ``run_split`` uses for "variational" and "concrete".
@@ -194,7 +197,11 @@ def train_learned(
 ) -> tuple[torch.nn.Module, Gaussian]:
     """Train a learned-noise network (and its noise) on standardised ``x``, ``y`` by the ELBO."""
     epochs = max(1, round(epochs * settings.epochs_factor))
-    lik = Gaussian(heteroscedastic=settings.heteroscedastic, init_noise_std=settings.init_noise_std)
+    lik = Gaussian(
+        heteroscedastic=settings.heteroscedastic,
+        init_noise_std=settings.init_noise_std,
+        min_noise_std=settings.min_noise_std,
+    )
     with seeded(seed):
         net = build_mlp(
             x.shape[1],
@@ -242,7 +249,9 @@ def score_learned(
     out = _predict(net, x, num_samples, seed)
     means = out[..., 0] * y_std + y_mean
     if lik.heteroscedastic:
-        noise: Any = np.exp(0.5 * out[..., 1]) * y_std
+        t, n = out.shape[:2]
+        log_var = lik.split(torch.from_numpy(out.reshape(t * n, -1)))[1].numpy().reshape(t, n)  # the floor
+        noise: Any = np.exp(0.5 * log_var) * y_std
         r = {"noise_std": float(np.sqrt(np.mean(noise**2)))}
     else:
         assert lik.noise_std is not None

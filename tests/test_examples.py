@@ -20,6 +20,8 @@ COVERED = [
     "benchmarks/classification.py",
     "benchmarks/coverage.py",
     "benchmarks/shift_ood.py",
+    "benchmarks/overconfidence.py",
+    "benchmarks/uci_estimator.py",
     "reproductions/mnist_dropout.py",
     "reproductions/features_and_sparsity.py",
     "reproductions/gaussian_vs_bernoulli.py",

@@ -12,6 +12,8 @@ is there).
 ``--validation`` scores on the last 25% of each training split instead of
 the test split (how the defaults were chosen); ``--set key=value`` overrides
 an estimator parameter for every method (for example ``--set epochs=400``).
+``--datasets mnist1000 mnist5000 mnist60000`` adds MNIST subsets (the
+training rows drawn by the seed, the test file scores; ``--mnist DIR``).
 ``--smoke`` runs one seed of wine for 5 epochs.
 """
 
@@ -32,6 +34,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
+from bayesdrop.datasets import load_mnist
 from bayesdrop.files import atomic_write
 from bayesdrop.metrics import accuracy, ece, nll
 from bayesdrop.sklearn import METHODS, DropoutClassifier
@@ -39,12 +42,40 @@ from bayesdrop.sklearn import METHODS, DropoutClassifier
 LOADERS = {"digits": load_digits, "breast_cancer": load_breast_cancer, "wine": load_wine}
 
 
-def run_one(dataset: str, seed: int, method: str, params: dict[str, Any], validation: bool) -> dict[str, Any]:
-    """Fit one estimator on one split and score it."""
+#: MNIST subsets: training rows drawn (by the seed) from the 60,000 training images; the test file scores.
+MNIST_SIZES = {"mnist1000": 1000, "mnist5000": 5000, "mnist60000": 60000}
+MNIST_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
+
+
+def mnist_split(dataset: str, seed: int, validation: bool, root: Path) -> tuple[np.ndarray, ...]:
+    """A seeded subset of the training images and the test file; ``validation``: the last 10,000 training
+    images score and the subset comes from the first 50,000 (so "mnist60000" trains on 50,000)."""
+    x, y = load_mnist(root, "train")
+    x = x.reshape(len(x), -1).astype(np.float64) / 255.0
+    pool = 50000 if validation else 60000
+    idx = np.random.default_rng(seed).permutation(pool)[: min(MNIST_SIZES[dataset], pool)]
+    if validation:
+        return x[idx], x[50000:], y[idx], y[50000:]
+    x_te, y_te = load_mnist(root, "test")
+    return x[idx], x_te.reshape(len(x_te), -1).astype(np.float64) / 255.0, y[idx], y_te
+
+
+def data_split(dataset: str, seed: int, validation: bool, mnist: Path) -> tuple[np.ndarray, ...]:
+    """X_train, X_score, y_train, y_score: the test split, or with ``validation`` a part of the training split."""
+    if dataset in MNIST_SIZES:
+        return mnist_split(dataset, seed, validation, mnist)
     X, y = LOADERS[dataset](return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, stratify=y, random_state=seed)
     if validation:
         X_tr, X_te, y_tr, y_te = train_test_split(X_tr, y_tr, test_size=0.25, stratify=y_tr, random_state=seed)
+    return X_tr, X_te, y_tr, y_te
+
+
+def run_one(
+    dataset: str, seed: int, method: str, params: dict[str, Any], validation: bool, mnist: Path = MNIST_DIR
+) -> dict[str, Any]:
+    """Fit one estimator on one split and score it."""
+    X_tr, X_te, y_tr, y_te = data_split(dataset, seed, validation, mnist)
     start = time.perf_counter()
     clf = DropoutClassifier(method=method, random_state=seed, **params).fit(X_tr, y_tr)  # type: ignore[arg-type]
     probs = clf.predict_proba(X_te)
@@ -59,6 +90,9 @@ def run_one(dataset: str, seed: int, method: str, params: dict[str, Any], valida
         "nll": nll(probs, labels),
         "ece": ece(probs, labels, n_bins=15),
         "seconds": time.perf_counter() - start,
+        "epochs_run": int(clf.n_iter_),
+        "best_epoch": clf.best_epoch_,
+        "temperature": clf.temperature_,
     }
 
 
@@ -71,7 +105,7 @@ def _mean_se(values: list[float]) -> str:
 def table(results: list[dict[str, Any]]) -> str:
     """Markdown: one row per dataset and method, mean ± SE over seeds."""
     lines = ["| dataset | method | seeds | accuracy | NLL | ECE |", "|---|---|---|---|---|---|"]
-    for d in LOADERS:
+    for d in [*LOADERS, *MNIST_SIZES]:
         for m in METHODS:
             rs = [r for r in results if r["dataset"] == d and r["method"] == m]
             if rs:
@@ -84,7 +118,8 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", nargs="+", default=list(LOADERS), choices=list(LOADERS))
+    ap.add_argument("--datasets", nargs="+", default=list(LOADERS), choices=[*LOADERS, *MNIST_SIZES])
+    ap.add_argument("--mnist", type=Path, default=MNIST_DIR, help="folder of the MNIST IDX files")
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--validation", action="store_true", help="score on a validation part of the training split")
@@ -113,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     tasks = [(d, s, m) for d in args.datasets for s in args.seeds for m in args.methods if (d, s, m) not in have]
     with log.open("a") as fh:
         for d, s, m in tqdm(tasks, desc="classification"):
-            r = run_one(d, s, m, params, args.validation)
+            r = run_one(d, s, m, params, args.validation, args.mnist)
             fh.write(json.dumps(r) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

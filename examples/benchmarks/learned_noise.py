@@ -72,6 +72,10 @@ SETTINGS: dict[str, LearnedNoise] = {
     "vd-hetero-w100-x2": replace(BASE, heteroscedastic=True, width=100, epochs_factor=2.0),
     # the learning-rate schedule: linear decay to zero instead of a constant rate
     "vd-hetero-decay": replace(BASE, heteroscedastic=True, lr_decay=True),
+    # issue 23: a floor under the heteroscedastic noise std (standardised units), against the wine collapse
+    "vd-hetero-floor0.05": replace(BASE, heteroscedastic=True, min_noise_std=0.05),
+    "vd-hetero-floor0.1": replace(BASE, heteroscedastic=True, min_noise_std=0.1),
+    "vd-hetero-floor0.2": replace(BASE, heteroscedastic=True, min_noise_std=0.2),
 }
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "uci"
