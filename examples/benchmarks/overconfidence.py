@@ -125,7 +125,7 @@ def run_one(
                val_samples=10, kl_warmup_epochs=warmup, seed=seed, progress=False,
                scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, record))  # fmt: skip
     seconds = time.perf_counter() - start
-    probs = torch.softmax(sample(net, xv, 50, seed=seed), -1).mean(0).numpy()
+    probs = torch.softmax(sample(net, xv, 50, seed=seed).double(), -1).mean(0).numpy()  # float64: no underflow
     labels = yv.astype(np.int64)
     return {
         "train_nll": hist.nll,
