@@ -327,7 +327,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     validation_fraction : float
         In (0, 1): the share of rows held out (0.1), drawn with ``random_state``.
     n_iter_no_change : int
-        Patience in epochs (10).
+        Patience in epochs (10), counted from the end of the KL warm-up.
     temperature_scaling : bool or "auto"
         After training, fit a temperature on the validation rows by the MC
         predictive's NLL: the noise standard deviation is multiplied by it (std scaling,
@@ -354,7 +354,8 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     best_epoch_ : int or None
         The restored epoch under early stopping.
     validation_scores_ : list of float
-        Validation NLL per epoch (empty without a validation split).
+        Validation NLL of the MC predictive (10 samples) per epoch (empty
+        without a validation split).
     temperature_ : float
         The noise std's factor (1.0 without temperature scaling).
     n_features_in_ : int
@@ -532,7 +533,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     validation_fraction : float
         In (0, 1): the share of rows held out (0.1), drawn with ``random_state``.
     n_iter_no_change : int
-        Patience in epochs (10).
+        Patience in epochs (10), counted from the end of the KL warm-up.
     temperature_scaling : bool or "auto"
         After training, fit a temperature on the validation rows by the MC
         predictive's NLL: the logits are divided by it (Guo et al. 2017,
@@ -560,7 +561,8 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     best_epoch_ : int or None
         The restored epoch under early stopping.
     validation_scores_ : list of float
-        Validation NLL per epoch (empty without a validation split).
+        Validation NLL of the MC predictive (10 samples) per epoch (empty
+        without a validation split).
     temperature_ : float
         The logits' temperature (1.0 without temperature scaling).
     n_features_in_ : int
