@@ -23,6 +23,7 @@ networks", arXiv:1706.04599, sec. 4.2.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -146,14 +147,19 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
             "The 'labels' parameter of fit_temperature holds one class only: a temperature cannot be learned "
             "from it. Use held-out data with at least two classes."
         )
+    return _minimise_log_scale(lambda log_t: _nll(z, y, log_t))
+
+
+def _minimise_log_scale(loss: Callable[[Tensor], Tensor]) -> float:
+    """exp of the log-scale in ``LOG_T_RANGE`` that minimises ``loss`` (L-BFGS from 0, i.e. a scale of 1)."""
     log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
         opt.zero_grad()
-        loss = _nll(z, y, log_t.clamp(*LOG_T_RANGE))
-        loss.backward()  # type: ignore[no-untyped-call]
-        return loss
+        value = loss(log_t.clamp(*LOG_T_RANGE))
+        value.backward()  # type: ignore[no-untyped-call]
+        return value
 
     opt.step(closure)  # type: ignore[no-untyped-call]
     return float(log_t.detach().clamp(*LOG_T_RANGE).exp())
@@ -202,19 +208,13 @@ def fit_noise_scale(means: Tensor, log_vars: Tensor, y: Tensor) -> float:
         )
     if not (torch.isfinite(mu).all() and torch.isfinite(lv).all() and torch.isfinite(target).all()):
         raise ValueError("The inputs of fit_noise_scale contain NaN or infinite values.")
-    log_s = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_s], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
-    def closure() -> Tensor:
-        opt.zero_grad()
-        var_log = lv + 2 * log_s.clamp(*LOG_T_RANGE)
-        log_p = -0.5 * (math.log(2 * math.pi) + var_log + (target - mu).square() / var_log.exp())
-        loss = -(torch.logsumexp(log_p, 0) - math.log(mu.shape[0])).mean()
-        loss.backward()  # type: ignore[no-untyped-call]
-        return loss
+    def mixture_nll(log_s: Tensor) -> Tensor:
+        log_var = lv + 2 * log_s
+        log_p = -0.5 * (math.log(2 * math.pi) + log_var + (target - mu).square() / log_var.exp())
+        return -(torch.logsumexp(log_p, 0) - math.log(mu.shape[0])).mean()
 
-    opt.step(closure)  # type: ignore[no-untyped-call]
-    return float(log_s.detach().clamp(*LOG_T_RANGE).exp())
+    return _minimise_log_scale(mixture_nll)
 
 
 def _collect(

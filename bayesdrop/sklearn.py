@@ -323,7 +323,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         predictive, 10 samples, the same draws every epoch) and restore the
         best epoch's weights. "auto" (the default): on from
         :data:`AUTO_MIN_ROWS` (1,000) rows, off below (on small data the held-out
-        rows cost more than the stopping gains; ``benchmarks/overconfidence.md``).
+        rows cost more than the stopping gains; ``benchmarks/learned_noise.md``).
     validation_fraction : float
         In (0, 1): the share of rows held out (0.1), drawn with ``random_state``.
     n_iter_no_change : int
@@ -333,10 +333,9 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         predictive's NLL: the noise standard deviation is multiplied by it (std scaling,
         :func:`bayesdrop.calibrate.fit_noise_scale`).
         "auto" (the default): on from :data:`AUTO_TEMPERATURE_ROWS` (10,000)
-        rows, a validation split of at least 1,000 at the default fraction; on
-        a small split that is classified without error the fitted
-        temperature runs to its lower bound and the NLL of the next error
-        explodes.
+        rows, a validation split of at least 1,000 at the default fraction (a
+        temperature fitted on a few rows is unreliable: on a small split a
+        classifier gets all right it runs to its lower bound).
     num_samples : int
         MC samples T for prediction (100).
     random_state : int, RandomState or None
@@ -529,7 +528,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         predictive, 10 samples, the same draws every epoch) and restore the
         best epoch's weights. "auto" (the default): on from
         :data:`AUTO_MIN_ROWS` (1,000) rows, off below (on small data the held-out
-        rows cost more than the stopping gains; ``benchmarks/overconfidence.md``).
+        rows cost more than the stopping gains; ``benchmarks/learned_noise.md``).
     validation_fraction : float
         In (0, 1): the share of rows held out (0.1), drawn with ``random_state``.
     n_iter_no_change : int
@@ -539,10 +538,9 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         predictive's NLL: the logits are divided by it (Guo et al. 2017,
         :func:`bayesdrop.calibrate.fit_temperature`).
         "auto" (the default): on from :data:`AUTO_TEMPERATURE_ROWS` (10,000)
-        rows, a validation split of at least 1,000 at the default fraction; on
-        a small split that is classified without error the fitted
-        temperature runs to its lower bound and the NLL of the next error
-        explodes.
+        rows, a validation split of at least 1,000 at the default fraction (a
+        temperature fitted on a few rows is unreliable: on a small split a
+        classifier gets all right it runs to its lower bound).
     num_samples : int
         MC samples T for prediction (100).
     random_state : int, RandomState or None
