@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from . import _calls
 from ._checks import check_int
-from ._distributed import derive_seed, rank_seed, seeded
+from ._distributed import broadcast_object, derive_seed, rank_seed, seed_or_draw, seeded
 from .nn import functional as BF
 from .nn._protocol import StochasticModule, deterministic
 
@@ -294,9 +294,27 @@ def _tile_rows(x: Any, n: int, start: int, stop: int) -> Any:
     return _calls.take_rows(x, torch.arange(start, stop) % n)
 
 
+def _run_head(head: nn.Module, x: Any, n: int, rows: int) -> Tensor:
+    """``head`` on ``x`` in chunks of ``rows`` examples (one pass per example, not per sample)."""
+    parts = [_calls.call_model(head, _calls.take_rows(x, slice(i, i + rows))) for i in range(0, n, rows)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def _draw(
-    model: nn.Module, x: Any, n: int, num_samples: int, chunk_rows: int, output: _calls.Output, owner: str
+    model: nn.Module,
+    x: Any,
+    n: int,
+    num_samples: int,
+    chunk_rows: int,
+    output: _calls.Output,
+    owner: str,
+    train_mode: bool,
 ) -> Tensor:
+    # The tiled rows and hence the noise are those of the whole model: a
+    # deterministic head only moves the noise-free layers out of the tiling.
+    head, model = deterministic_head(model, train_mode)
+    if head is not None:
+        x = _run_head(head, x, n, chunk_rows)
     total = num_samples * n
     out: Tensor | None = None
     for start in range(0, total, chunk_rows):
@@ -323,6 +341,7 @@ def sample(
     train_mode: bool = False,
     seed: int | None = None,
     chunk_size: int | None = None,
+    consistent: bool = False,
 ) -> Tensor:
     """Draw ``num_samples`` stochastic forward passes of ``model`` on ``x``.
 
@@ -370,7 +389,24 @@ def sample(
         as fit :data:`DEFAULT_CHUNK_BYTES` (8 MiB) in the model's widest
         activation, measured by one eval-mode forward pass of one row, in
         chunks of even size (whole copies of ``x`` where that takes no more
-        chunks); at least one.
+        chunks); at least one. With ``consistent=True``: examples of ``x``
+        per forward pass (by default as many as fit the budget).
+    consistent : bool
+        The same T masks for every example ("consistent MC dropout", Kirsch
+        et al. 2019, arXiv:1906.08158, sec. 4): sample t is one fixed
+        stochastic network applied to all of ``x``, so the samples of a pool
+        scored in chunks of any size, or on several ranks, are the same (the
+        seed is not combined with the rank; unseeded, rank 0's draw is
+        broadcast). Each example's samples have the same distribution as
+        with independent masks; what changes is that examples share them,
+        which joint scores such as BatchBALD need. Every example is run
+        through ``torch.func.vmap(..., randomness="same")`` (the model must
+        be one that vmap can run: no ``.item()``, no data-dependent control
+        flow on tensor values). Layers with the local reparameterization
+        trick share their pre-activation noise across examples (each of the
+        T networks is fixed, but it is not an explicit weight sample). For a
+        ``nn.Sequential`` the children before the first stochastic one run
+        once per example, not T times.
 
     Returns
     -------
@@ -385,7 +421,8 @@ def sample(
         model returns something other than a tensor and ``output`` is None.
     ValueError
         If ``num_samples`` or ``chunk_size`` is below 1, ``output`` selects
-        nothing, or the model has no stochastic layer (``train_mode=False``).
+        nothing, the model has no stochastic layer (``train_mode=False``), or
+        ``consistent=True`` and vmap cannot run the model.
 
     Examples
     --------
@@ -400,8 +437,110 @@ def sample(
     num_samples = check_int(num_samples, "num_samples", "sample")
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", "sample")
+    if not isinstance(consistent, bool):
+        raise TypeError(f"The 'consistent' parameter of sample must be a bool. Got {consistent!r} instead.")
     net, x = _calls.prepare(model, x)
+    if consistent:
+        return sample_consistent(net, x, num_samples, output, train_mode, seed, chunk_size, "sample")
     return sample_prepared(net, x, num_samples, output, train_mode, seed, chunk_size, "sample")
+
+
+def _check_stochastic(net: nn.Module, train_mode: bool, owner: str) -> None:
+    if not train_mode and not any(is_stochastic(m) for m in net.modules()):
+        raise ValueError(
+            f"{owner}() needs a model with a stochastic layer (bayesdrop.nn layers or torch's dropout modules); "
+            f"{type(net).__name__} has none, so every sample would be the same. For dropout applied functionally "
+            "(F.dropout(training=self.training), attention dropout) pass train_mode=True."
+        )
+
+
+def deterministic_head(net: nn.Module, train_mode: bool) -> tuple[nn.Module | None, nn.Module]:
+    """``(head, tail)`` of a ``nn.Sequential`` split before its first child that holds a stochastic layer.
+
+    The head draws no noise, so it can run once per example instead of once
+    per sample; ``(None, net)`` for other models, for a Sequential that
+    starts with a stochastic child, and with ``train_mode`` (functional
+    dropout could be anywhere).
+    """
+    if train_mode or type(net) is not nn.Sequential or net._forward_hooks or net._forward_pre_hooks:
+        return None, net
+    children = list(net)
+    first = next((i for i, c in enumerate(children) if any(is_stochastic(m) for m in c.modules())), 0)
+    if first == 0:
+        return None, net
+    return nn.Sequential(*children[:first]), nn.Sequential(*children[first:])
+
+
+def _add_row_dim(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return x[None]
+    if isinstance(x, dict):
+        return {k: _add_row_dim(v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(_add_row_dim(v) for v in x)
+    return x
+
+
+def _vmapped(net: nn.Module, output: _calls.Output, owner: str) -> Callable[[Any], Tensor]:
+    """``net`` mapped over examples with one noise draw shared by all of them."""
+
+    def one(xi: Any) -> Tensor:
+        return _calls.select_output(_calls.call_model(net, _add_row_dim(xi)), output, owner)[0]
+
+    return torch.func.vmap(one, randomness="same")
+
+
+def sample_consistent(
+    net: nn.Module,
+    x: Any,
+    num_samples: int,
+    output: _calls.Output,
+    train_mode: bool,
+    seed: int | None,
+    chunk_size: int | None,
+    owner: str,
+) -> Tensor:
+    """``sample(..., consistent=True)`` on a checked input on the model's device (see :func:`sample`).
+
+    Sample t of every chunk of examples draws from ``derive_seed(base, t)``
+    under ``vmap(randomness="same")``, so the noise depends on neither the
+    chunk nor the example.
+    """
+    _check_stochastic(net, train_mode, owner)
+    n = _calls.check_input(x, "x", owner)
+    base = seed_or_draw(seed)
+    if seed is None:
+        base = broadcast_object(base)
+    head, tail = deterministic_head(net, train_mode)
+    rows = chunk_size or max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(net, x))
+    device = _calls.device_dtype(net)[0]
+    fn = _vmapped(tail, output, owner)
+    out: Tensor | None = None
+    with torch.no_grad(), sampling(net, train_mode=train_mode):
+        for start in range(0, n, rows):
+            part = _calls.take_rows(x, slice(start, min(start + rows, n)))
+            h = part if head is None else _calls.call_model(head, part)
+            for t in range(num_samples):
+                with seeded(derive_seed(base, t), device):
+                    y = _run_vmapped(fn, h, owner)
+                if out is None:
+                    out = y.new_empty((num_samples, n, *y.shape[1:]))
+                out[t, start : start + y.shape[0]] = y
+    assert out is not None
+    return out
+
+
+def _run_vmapped(fn: Callable[[Any], Tensor], x: Any, owner: str) -> Tensor:
+    try:
+        return fn(x)
+    except (RuntimeError, ValueError, TypeError) as e:
+        if "vmap" not in str(e) and "Batched" not in str(e):
+            raise
+        raise ValueError(
+            f"{owner}() with consistent masks runs the model under torch.func.vmap(randomness='same'), which "
+            f"failed on this model: {e}. Models that call .item() or branch on tensor values cannot be vmapped; "
+            "use consistent=False (independent masks)."
+        ) from e
 
 
 def sample_prepared(
@@ -415,18 +554,13 @@ def sample_prepared(
     owner: str,
 ) -> Tensor:
     """:func:`sample` on a checked input already on the model's device, ``net`` unwrapped (errors name ``owner``)."""
-    if not train_mode and not any(is_stochastic(m) for m in net.modules()):
-        raise ValueError(
-            f"{owner}() needs a model with a stochastic layer (bayesdrop.nn layers or torch's dropout modules); "
-            f"{type(net).__name__} has none, so every sample would be the same. For dropout applied functionally "
-            "(F.dropout(training=self.training), attention dropout) pass train_mode=True."
-        )
+    _check_stochastic(net, train_mode, owner)
     n = _calls.check_input(x, "x", owner)
     if chunk_size is None:
         chunk_size = even_chunks(num_samples * n, n, max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(net, x)))
     device = _calls.device_dtype(net)[0]
     with torch.no_grad(), sampling(net, train_mode=train_mode), seeded(rank_seed(seed), device):
-        return _draw(net, x, n, num_samples, chunk_size, output, owner)
+        return _draw(net, x, n, num_samples, chunk_size, output, owner, train_mode)
 
 
 def sample_batches(

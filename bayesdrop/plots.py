@@ -25,11 +25,13 @@ from .metrics._arrays import ArrayLike, as_float
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from .active import ActiveHistory
     from .diagnostics import ActivationStats
     from .evaluation import Evaluation
 
 __all__ = [
     "activation_histograms",
+    "active_learning_curves",
     "convergence",
     "feature_grid",
     "gap_histogram",
@@ -766,3 +768,69 @@ def selective(
     ax.set_xlim(0, 1)
     ax.legend(fontsize="small")
     return {"ax": ax, "lines": lines, "marks": points}
+
+
+def active_learning_curves(
+    runs: Mapping[str, Any],
+    *,
+    metric: str = "accuracy",
+    error: bool = False,
+    ax: Axes | None = None,
+) -> dict[str, Any]:
+    """Test ``metric`` against the number of labels, one line per strategy, a band over seeds.
+
+    Parameters
+    ----------
+    runs : dict of str to list of ActiveHistory
+        For each strategy its runs (one per seed) from
+        :func:`bayesdrop.active.run_loop`. Runs may stop at different label
+        counts: each point averages the runs that reached it.
+    metric : str
+        A key of the histories' metrics.
+    error : bool
+        Plot ``1 - metric`` (test error from accuracy).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    dict
+        ``ax``, ``lines`` (strategy to Line2D: the mean over runs) and
+        ``bands`` (strategy to the filled mean ± one standard error, where
+        at least two runs reached the label count).
+    """
+    ax = _axes(ax)
+    lines: dict[str, Any] = {}
+    bands: dict[str, Any] = {}
+    for i, (name, histories) in enumerate(runs.items()):
+        histories = list(histories)
+        if not histories:
+            raise ValueError(f"The 'runs' parameter of active_learning_curves has no run for {name!r}.")
+        by_labels: dict[int, list[float]] = {}
+        for h in _as_histories(histories):
+            for n, m in zip(h.labels, h.metrics, strict=True):
+                by_labels.setdefault(int(n), []).append(1.0 - m[metric] if error else m[metric])
+        xs = np.array(sorted(by_labels))
+        mean = np.array([np.mean(by_labels[x]) for x in xs])
+        (lines[name],) = ax.plot(xs, mean, "-", lw=1.5, color=f"C{i % 10}", label=f"{name} ({len(histories)} runs)")
+        many = np.array([len(by_labels[x]) > 1 for x in xs])
+        if many.any():
+            se = np.array(
+                [
+                    np.std(by_labels[x], ddof=1) / np.sqrt(len(by_labels[x])) if m else 0
+                    for x, m in zip(xs, many, strict=True)
+                ]
+            )
+            bands[name] = ax.fill_between(
+                xs[many], (mean - se)[many], (mean + se)[many], color=f"C{i % 10}", alpha=0.2, lw=0
+            )
+    ax.set_xlabel("labelled examples")
+    ax.set_ylabel(f"test {'error' if error else metric}" if metric == "accuracy" else f"test {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return {"ax": ax, "lines": lines, "bands": bands}
+
+
+def _as_histories(histories: list[Any]) -> list[ActiveHistory]:
+    from .active import ActiveHistory
+
+    return [h if isinstance(h, ActiveHistory) else ActiveHistory(**h) for h in histories]

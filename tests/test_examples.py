@@ -30,6 +30,7 @@ COVERED = [
     "reproductions/sparse_vd.py",
     "reproductions/stochastic_depth.py",
     "reproductions/bishop_ridge.py",
+    "reproductions/active_learning.py",
 ]
 
 

@@ -265,14 +265,36 @@ def test_even_chunks():
 
 def test_default_chunk_counts_the_widest_activation():
     # 3 input features (12 bytes a row) into a 4096-wide layer (16 KiB a row): the budget is set by the layer.
-    rec = _Recorder()
-    net = nn.Sequential(nn.Linear(3, 4096), rec, nn.Dropout(0.5), nn.Linear(4096, 1))
+    head, tail = _Recorder(), _Recorder()
+    net = nn.Sequential(nn.Linear(3, 4096), head, nn.Dropout(0.5), tail, nn.Linear(4096, 1))
     s = bayesdrop.sample(net, torch.randn(50, 3), 100, seed=0)
     assert s.shape == (100, 50, 1)
     widest = DEFAULT_CHUNK_BYTES // (4096 * 4)
-    assert rec.rows[0] == 1  # the one-row probe
+    assert head.rows[0] == tail.rows[0] == 1  # the one-row probe
     # 5000 rows in ceil(5000 / 512) = 10 even chunks of 500 (whole copies of the 50 inputs), none above the budget
-    assert rec.rows[1:] == [500] * 10 and widest == 512
+    assert tail.rows[1:] == [500] * 10 and widest == 512
+    # the layers before the first dropout draw no noise: they run once per example, not once per sample
+    assert head.rows[1:] == [50]
+
+
+def test_deterministic_head_gives_the_draws_of_the_whole_model():
+    # The noise-free head moved out of the tiling leaves the tiled rows and hence every draw unchanged.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 2))
+    x = torch.randn(20, 3)
+    fast = bayesdrop.sample(net, x, 30, seed=4, chunk_size=70)
+    whole = nn.Sequential(_Whole(net))  # a Sequential whose only child is stochastic: no head
+    assert bayesdrop.montecarlo.deterministic_head(whole, False)[0] is None
+    assert torch.allclose(bayesdrop.sample(whole, x, 30, seed=4, chunk_size=70), fast, atol=1e-6)
+
+
+class _Whole(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x)
 
 
 class _TwoInputs(nn.Module):
