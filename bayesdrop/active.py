@@ -54,7 +54,7 @@ from ._distributed import derive_seed, seed_or_draw, seeded
 from ._progress import progress_bar
 from .evaluation import evaluate
 from .likelihoods import Categorical, Gaussian
-from .montecarlo import sample_consistent
+from .montecarlo import sample_prepared
 from .training import fit
 
 __all__ = [
@@ -576,7 +576,7 @@ def _score_pool(
             kept.append(torch.rand(_calls.check_input(x, "pool", "acquire"), generator=gen, dtype=torch.float64))
             continue
         x = _calls.to_model(_calls.from_numpy(x), device, dtype)
-        s = sample_consistent(net, x, num_samples, output, False, base, None, "acquire").cpu()
+        s = sample_prepared(net, x, num_samples, output, False, base, None, "acquire", consistent=True).cpu()
         kept.append(_probs(s) if method == "batchbald" else acquisition_scores(s, method, likelihood=likelihood))
     if not kept:
         return torch.empty(0, dtype=torch.float64)

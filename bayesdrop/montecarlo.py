@@ -440,9 +440,7 @@ def sample(
     if not isinstance(consistent, bool):
         raise TypeError(f"The 'consistent' parameter of sample must be a bool. Got {consistent!r} instead.")
     net, x = _calls.prepare(model, x)
-    if consistent:
-        return sample_consistent(net, x, num_samples, output, train_mode, seed, chunk_size, "sample")
-    return sample_prepared(net, x, num_samples, output, train_mode, seed, chunk_size, "sample")
+    return sample_prepared(net, x, num_samples, output, train_mode, seed, chunk_size, "sample", consistent)
 
 
 def _check_stochastic(net: nn.Module, train_mode: bool, owner: str) -> None:
@@ -490,36 +488,33 @@ def _vmapped(net: nn.Module, output: _calls.Output, owner: str) -> Callable[[Any
     return torch.func.vmap(one, randomness="same")
 
 
-def sample_consistent(
-    net: nn.Module,
-    x: Any,
-    num_samples: int,
-    output: _calls.Output,
-    train_mode: bool,
-    seed: int | None,
-    chunk_size: int | None,
-    owner: str,
-) -> Tensor:
+def _draw_consistent(
+    net: nn.Module, x: Any, n: int, num_samples: int, output: _calls.Output, train_mode: bool, seed: int | None,
+    chunk_size: int | None, owner: str
+) -> Tensor:  # fmt: skip
     """``sample(..., consistent=True)`` on a checked input on the model's device (see :func:`sample`).
 
     Sample t of every chunk of examples draws from ``derive_seed(base, t)``
     under ``vmap(randomness="same")``, so the noise depends on neither the
     chunk nor the example.
     """
-    _check_stochastic(net, train_mode, owner)
-    n = _calls.check_input(x, "x", owner)
     base = seed_or_draw(seed)
     if seed is None:
         base = broadcast_object(base)
     head, tail = deterministic_head(net, train_mode)
-    rows = chunk_size or max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(net, x))
+    head_rows = max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(net, x))
+    rows = chunk_size or head_rows
+    if head is not None and chunk_size is None:  # the T passes run the tail only: its widest activation sets the chunk
+        with torch.no_grad():
+            probe = _calls.call_model(head, _calls.take_rows(x, slice(0, 1)))
+        rows = max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(tail, probe))
     device = _calls.device_dtype(net)[0]
     fn = _vmapped(tail, output, owner)
     out: Tensor | None = None
     with torch.no_grad(), sampling(net, train_mode=train_mode):
         for start in range(0, n, rows):
             part = _calls.take_rows(x, slice(start, min(start + rows, n)))
-            h = part if head is None else _calls.call_model(head, part)
+            h = part if head is None else _run_head(head, part, min(rows, n - start), head_rows)
             for t in range(num_samples):
                 with seeded(derive_seed(base, t), device):
                     y = _run_vmapped(fn, h, owner)
@@ -552,10 +547,13 @@ def sample_prepared(
     seed: int | None,
     chunk_size: int | None,
     owner: str,
+    consistent: bool = False,
 ) -> Tensor:
     """:func:`sample` on a checked input already on the model's device, ``net`` unwrapped (errors name ``owner``)."""
     _check_stochastic(net, train_mode, owner)
     n = _calls.check_input(x, "x", owner)
+    if consistent:
+        return _draw_consistent(net, x, n, num_samples, output, train_mode, seed, chunk_size, owner)
     if chunk_size is None:
         chunk_size = even_chunks(num_samples * n, n, max(1, DEFAULT_CHUNK_BYTES // _widest_row_bytes(net, x)))
     device = _calls.device_dtype(net)[0]

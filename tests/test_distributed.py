@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 import bayesdrop
+import bayesdrop.active
 from bayesdrop import _checkpoint, training
 from bayesdrop._distributed import derive_seed, is_distributed, rank_seed
 from bayesdrop.nn import Dropout, VariationalLinear
@@ -191,6 +192,30 @@ def _evaluate_worker(rank: int, world: int, port: int) -> None:
 
 def test_evaluate_all_reduces_and_ranks_draw_different_noise():
     _spawn(_evaluate_worker)
+
+
+def _consistent_worker(rank: int, world: int, port: int) -> None:
+    _init(rank, world, port)
+    try:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4)).eval()
+        pool = torch.randn(10, 3, generator=torch.Generator().manual_seed(1))
+        whole = bayesdrop.sample(net, pool, 20, seed=5, consistent=True)
+        half = bayesdrop.sample(net, pool[5 * rank : 5 * rank + 5], 20, seed=5, consistent=True)
+        assert torch.allclose(half, whole[:, 5 * rank : 5 * rank + 5], atol=1e-6)  # a rank's share of the pool
+        assert torch.equal(*_both(whole))  # the seed is not combined with the rank
+        torch.manual_seed(rank)  # unseeded: rank 0's draw is broadcast, whatever the ranks' RNG states
+        assert torch.equal(*_both(bayesdrop.sample(net, pool, 20, consistent=True)))
+        scores = bayesdrop.active.acquire(net, pool[5 * rank : 5 * rank + 5], 5, num_samples=20, seed=5).scores
+        ref = bayesdrop.active.acquire(net, pool, 10, num_samples=20, seed=5)
+        mine = ref.scores[(ref.indices >= 5 * rank) & (ref.indices < 5 * rank + 5)]
+        assert torch.allclose(scores.sort().values, mine.sort().values)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_consistent_masks_are_the_same_on_every_rank():
+    _spawn(_consistent_worker)
 
 
 def test_the_distributed_example_runs_under_torchrun(tmp_path):

@@ -22,6 +22,7 @@ COVERED = [
     "benchmarks/shift_ood.py",
     "benchmarks/overconfidence.py",
     "benchmarks/uci_estimator.py",
+    "benchmarks/active_scoring.py",
     "reproductions/mnist_dropout.py",
     "reproductions/features_and_sparsity.py",
     "reproductions/gaussian_vs_bernoulli.py",

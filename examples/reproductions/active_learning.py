@@ -116,7 +116,7 @@ def pool_and_test(args: Any) -> tuple[TensorDataset, tuple[torch.Tensor, torch.T
 
 def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, out: Path) -> dict[str, Any]:
     spec = EXPERIMENTS[args.experiment]
-    last = spec["thresholds"][-1]
+    last = spec["thresholds"][-1] if args.stop_at is None else args.stop_at
     target = (lambda h: h.metrics[-1]["accuracy"] >= 1 - last) if spec["metric"] == "error" else (
         lambda h: h.metrics[-1]["accuracy"] >= last)  # fmt: skip
     start = time.perf_counter()
@@ -128,7 +128,7 @@ def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, o
         stop_when=target, checkpoint=ckpt, resume=ckpt.exists(), seed=seed, progress=True,
     )  # fmt: skip
     return {"experiment": args.experiment, "method": method, "seed": seed, "epochs": args.epochs,
-            "samples": args.samples, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
+            "samples": args.samples, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
             "history": history.to_dict()}  # fmt: skip
 
 
@@ -154,7 +154,12 @@ def summarise(runs: list[dict[str, Any]], method: str, metric: str, value: float
 
 
 def main(argv: list[str] | None = None) -> str:
-    ap = cli(__doc__, out="reproductions/active_learning", epochs=50, smoke="600-image pool, 300 test images, 2 rounds")
+    ap = cli(
+        __doc__,
+        out="reproductions/active_learning_{experiment}",
+        epochs=50,
+        smoke="600-image pool, 300 test images, 2 rounds",
+    )
     ap.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="gal2017")
     ap.add_argument("--methods", nargs="+", default=None, help="default: every method of the experiment")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -162,6 +167,12 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--eval-samples", type=int, default=20, help="T of the test evaluation")
     ap.add_argument("--configurations", type=int, default=1000, help="BatchBALD's configurations")
     ap.add_argument("--max-labels", type=int, default=1000)
+    ap.add_argument(
+        "--stop-at",
+        type=float,
+        default=None,
+        help="stop a run at this test error (gal2017) or accuracy (batchbald); default the last threshold",
+    )
     ap.add_argument(
         "--pool-size", type=int, default=None, help="base pool images (default: gal2017 60000, batchbald 5000)"
     )
@@ -174,7 +185,11 @@ def main(argv: list[str] | None = None) -> str:
         args.eval_samples = 3
     spec = EXPERIMENTS[args.experiment]
     methods = args.methods or (spec["methods"][:2] if args.smoke else spec["methods"])
-    out = Path(args.out) / args.experiment
+    out = (
+        Path(args.out.format(experiment=args.experiment))
+        if "{experiment}" in args.out
+        else Path(args.out) / args.experiment
+    )
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() and not args.smoke else []
