@@ -404,8 +404,11 @@ def stochastic_batch(
     if mode == "softmax":
         log_w = beta * s
     elif mode == "power":
-        if bool((s < 0).any()):
-            raise ValueError("stochastic_batch(mode='power') needs scores >= 0 (such as BALD); use mode='softmax'.")
+        if bool((s < -1e-9).any()):  # BALD can come out a rounding error below 0; more is not a BALD score
+            raise ValueError(
+                f"stochastic_batch(mode='power') needs scores >= 0 (such as BALD). Got {float(s.min()):g}; use "
+                "mode='softmax' or 'softrank'."
+            )
         log_w = beta * torch.log(s.clamp_min(1e-300))  # a zero score: weight ~0, drawn only when nothing else is left
     else:
         ranks = torch.empty_like(s)
@@ -566,7 +569,7 @@ def _score_pool(
     progress: bool | None,
     gen: torch.Generator,
 ) -> Tensor:
-    """Per-example scores ``(N,)``, or for BatchBALD the probabilities ``(T, N, K)``, batch by batch."""
+    """Per-example scores ``(N,)``, or for BatchBALD the probabilities ``(T, N, K)`` (float32), batch by batch."""
     net = _calls.unwrap(model)
     device, dtype = _calls.device_dtype(net)
     kept: list[Tensor] = []
@@ -577,7 +580,9 @@ def _score_pool(
             continue
         x = _calls.to_model(_calls.from_numpy(x), device, dtype)
         s = sample_prepared(net, x, num_samples, output, False, base, None, "acquire", consistent=True).cpu()
-        kept.append(_probs(s) if method == "batchbald" else acquisition_scores(s, method, likelihood=likelihood))
+        kept.append(
+            _probs(s).float() if method == "batchbald" else acquisition_scores(s, method, likelihood=likelihood)
+        )
     if not kept:
         return torch.empty(0, dtype=torch.float64)
     return torch.cat(kept, dim=1 if method == "batchbald" else 0)

@@ -174,9 +174,11 @@ def test_stochastic_batch_draws_without_replacement():
     assert sorted(picked.indices.tolist()) == list(range(10))
 
 
-def test_power_mode_needs_non_negative_scores():
-    with pytest.raises(ValueError, match="scores >= 0"):
+def test_power_mode_needs_non_negative_scores_but_forgives_rounding():
+    with pytest.raises(ValueError, match="scores >= 0 .* Got -1"):
         active.stochastic_batch(torch.tensor([-1.0, 1.0]), 1, mode="power")
+    picked = active.stochastic_batch(torch.tensor([-1e-17, 1.0]), 2, mode="power")  # a BALD score rounded below 0
+    assert sorted(picked.indices.tolist()) == [0, 1]
 
 
 # --------------------------------------------------------------------------- acquire on a model
