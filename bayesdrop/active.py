@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from . import _calls
 from ._batches import input_batches, split_unlabelled
@@ -431,6 +431,13 @@ def _pool_batches(pool: Any, batch_size: int) -> Iterable[Any]:
     return input_batches(pool, batch_size, "pool", "acquire")
 
 
+def _check_k(k: int, n: int) -> None:
+    if n == 0:
+        raise ValueError("The 'pool' parameter of acquire must hold at least one example. Got none.")
+    if k > n:
+        raise ValueError(f"The 'k' parameter of acquire must be at most the pool size {n}. Got {k} instead.")
+
+
 def _likelihood_of(model: nn.Module, likelihood: Categorical | Gaussian | None) -> Categorical | Gaussian:
     if likelihood is not None:
         return likelihood
@@ -542,13 +549,11 @@ def acquire(
         )
     base = seed_or_draw(seed)
     gen = torch.Generator().manual_seed(derive_seed(base, 1))
+    if hasattr(pool, "__len__") and not isinstance(pool, (dict, DataLoader)):  # a sized pool: check before scoring
+        _check_k(k, len(pool))
     batches = _pool_batches(pool, batch_size)
     kept = _score_pool(model, batches, method, num_samples, base, likelihood, output, progress, gen)
-    n = kept.shape[-2] if method == "batchbald" else kept.shape[0]
-    if n == 0:
-        raise ValueError("The 'pool' parameter of acquire must hold at least one example. Got none.")
-    if k > n:
-        raise ValueError(f"The 'k' parameter of acquire must be at most the pool size {n}. Got {k} instead.")
+    _check_k(k, kept.shape[1] if kept.ndim == 3 else kept.shape[0])
     if method == "batchbald":
         return batchbald(kept, k, num_configurations=num_configurations, generator=gen)
     if stochastic is not None:

@@ -271,6 +271,10 @@ def test_acquire_bad_input():
         active.acquire(net, pool, 6, num_samples=2)
     with pytest.raises(ValueError, match="'pool' parameter of acquire must hold at least one example"):
         active.acquire(net, torch.randn(0, 5), 1, num_samples=2)
+    with pytest.raises(ValueError, match="'k' parameter of acquire must be at most the pool size 5. Got 6"):
+        active.acquire(net, DataLoader(TensorDataset(pool), batch_size=2), 6, method="batchbald", num_samples=2)
+    with pytest.raises(ValueError, match="must hold at least one example"):
+        active.acquire(net, TensorDataset(torch.randn(0, 5)), 1, method="batchbald", num_samples=2)
     with pytest.raises(ValueError, match="needs a model with a stochastic layer"):
         active.acquire(nn.Linear(5, 3), pool, 1, num_samples=2)
     with pytest.raises(ValueError, match="'method' parameter of acquire must be one of"):
