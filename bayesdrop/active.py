@@ -299,7 +299,12 @@ def _candidate_joint_entropies(joint: Tensor, probs: Tensor, exact: bool) -> Ten
 
 
 def batchbald(
-    probs: Tensor, k: int, *, num_configurations: int = 1000, generator: torch.Generator | None = None
+    probs: Tensor,
+    k: int,
+    *,
+    num_configurations: int = 1000,
+    num_candidates: int | None = None,
+    generator: torch.Generator | None = None,
 ) -> Acquisition:
     """Greedy BatchBALD (Kirsch et al. 2019, Algorithm 1) on consistent class-probability samples.
 
@@ -318,6 +323,10 @@ def batchbald(
         Batch size, at most N.
     num_configurations : int
         See above.
+    num_candidates : int, optional
+        Consider only this many examples, those with the highest BALD
+        scores (each greedy step costs time linear in the candidates; the
+        reference implementation prunes the pool the same way). None: all.
     generator : torch.Generator, optional
         For the sampled configurations.
 
@@ -345,6 +354,14 @@ def batchbald(
     if k > n:
         raise ValueError(f"The 'k' parameter of batchbald must be at most the pool size {n}. Got {k} instead.")
     m = check_int(num_configurations, "num_configurations", "batchbald")
+    if num_candidates is not None and check_int(num_candidates, "num_candidates", "batchbald") < n:
+        if num_candidates < k:
+            raise ValueError(
+                f"The 'num_candidates' parameter of batchbald must be at least k = {k}. Got {num_candidates}."
+            )
+        keep = _class_scores(probs, "bald").topk(num_candidates).indices
+        inner = batchbald(probs[:, keep], k, num_configurations=m, generator=generator)
+        return Acquisition(keep[inner.indices], inner.scores)
     conditional = _entropy(probs).mean(0)  # (N,): E_t H[p_t(y_n)]
     chosen: list[int] = []
     scores: list[float] = []
@@ -460,6 +477,7 @@ def acquire(
     output: _calls.Output = None,
     batch_size: int = 1024,
     num_configurations: int = 1000,
+    num_candidates: int | None = None,
     progress: bool | None = False,
 ) -> Acquisition:
     """Choose ``k`` pool examples to label, by ``method`` on ``num_samples`` consistent MC samples.
@@ -508,6 +526,9 @@ def acquire(
     num_configurations : int
         BatchBALD: the most label configurations enumerated exactly, and the
         number drawn beyond (:func:`batchbald`).
+    num_candidates : int, optional
+        BatchBALD: only the examples with the top BALD scores are candidates
+        (None: the whole pool).
     progress : bool, optional
         A progress bar over the pool's batches.
 
@@ -555,7 +576,7 @@ def acquire(
     kept = _score_pool(model, batches, method, num_samples, base, likelihood, output, progress, gen)
     _check_k(k, kept.shape[1] if kept.ndim == 3 else kept.shape[0])
     if method == "batchbald":
-        return batchbald(kept, k, num_configurations=num_configurations, generator=gen)
+        return batchbald(kept, k, num_configurations=num_configurations, num_candidates=num_candidates, generator=gen)
     if stochastic is not None:
         return stochastic_batch(kept, k, mode=stochastic, beta=beta, generator=gen)
     top = kept.topk(k)

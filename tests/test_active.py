@@ -143,6 +143,18 @@ def test_batchbald_never_takes_two_copies_while_top_k_bald_does():
     assert len(set(base[picked.indices].tolist())) == 10
 
 
+def test_batchbald_on_the_top_bald_candidates_returns_pool_indices():
+    probs = _duplicated_pool()
+    bald = active.acquisition_scores(probs.log(), "bald")
+    picked = active.batchbald(probs, 5, num_candidates=30, generator=torch.Generator().manual_seed(0))
+    assert set(picked.indices.tolist()) <= set(bald.topk(30).indices.tolist())
+    assert len(set((picked.indices % 30).tolist())) == 5  # still no two copies
+    full = active.batchbald(probs, 1)
+    assert float(active.batchbald(probs, 1, num_candidates=3).scores[0]) == pytest.approx(float(full.scores[0]))
+    with pytest.raises(ValueError, match="'num_candidates' parameter of batchbald must be at least k = 5"):
+        active.batchbald(probs, 5, num_candidates=4)
+
+
 def test_batchbald_k_larger_than_pool_is_an_error():
     with pytest.raises(ValueError, match="'k' parameter of batchbald must be at most the pool size 3"):
         active.batchbald(_random_probs(2, 3, 2), 4)

@@ -124,11 +124,12 @@ def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, o
     history = active.run_loop(
         pool, gal_cnn, test=test, rounds=(args.max_labels - 20) // 10, k=10, method=method, initial=20,
         subset=spec["subset"], train=trainer(args.epochs), eval_samples=args.eval_samples,
-        acquire_options={"num_samples": args.samples, "num_configurations": args.configurations},
+        acquire_options={"num_samples": args.samples, "num_configurations": args.configurations,
+                         "num_candidates": args.candidates},
         stop_when=target, checkpoint=ckpt, resume=ckpt.exists(), seed=seed, progress=True,
     )  # fmt: skip
     return {"experiment": args.experiment, "method": method, "seed": seed, "epochs": args.epochs,
-            "samples": args.samples, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
+            "samples": args.samples, "candidates": args.candidates, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
             "history": history.to_dict()}  # fmt: skip
 
 
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--samples", type=int, default=20, help="T of the acquisition scores")
     ap.add_argument("--eval-samples", type=int, default=20, help="T of the test evaluation")
     ap.add_argument("--configurations", type=int, default=1000, help="BatchBALD's configurations")
+    ap.add_argument("--candidates", type=int, default=1000, help="BatchBALD's candidates: the top BALD examples")
     ap.add_argument("--max-labels", type=int, default=1000)
     ap.add_argument(
         "--stop-at",
