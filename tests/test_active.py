@@ -104,6 +104,25 @@ def test_sampled_joint_entropy_is_within_z_standard_errors_of_the_exact_one():
     assert var > 0  # the test can fail: a biased estimator (say, weights 1/p dropped) is ~30 SE away
 
 
+def test_sampled_candidate_joint_entropies_are_within_z_standard_errors_of_the_exact_ones():
+    # With a batch's configurations c drawn from p(c), BatchBALD estimates H[y_batch, y_n] by the mean of
+    # g(c) = -sum_y p(y | c) log p(c, y); its variance is Var_c[g] / m, computed here by enumeration.
+    from bayesdrop.active import _candidate_joint_entropies, _exact_configurations, _sampled_configurations
+
+    probs = _random_probs(4, 6, 3, seed=8, sharp=1.5)
+    exact_joint = _exact_configurations(probs[:, :3])  # (T, 27)
+    exact = _candidate_joint_entropies(exact_joint, probs, True)
+    pc = exact_joint.mean(0)  # (27,)
+    pcy = torch.einsum("tc,tnk->nck", exact_joint, probs) / 4  # (N, 27, K)
+    g = -(pcy / pc[None, :, None] * torch.log(pcy)).sum(-1)  # (N, 27)
+    var = (pc * g**2).sum(-1) - (pc * g).sum(-1) ** 2
+    m = 5000
+    sampled = _sampled_configurations(probs[:, :3], m, torch.Generator().manual_seed(1))
+    est = _candidate_joint_entropies(sampled, probs, False)
+    assert torch.all((est - exact).abs() <= Z * torch.sqrt(var / m))
+    assert torch.allclose((pc * g).sum(-1), exact)  # the estimator's mean is the exact joint entropy
+
+
 def test_batchbald_with_k_1_is_the_top_bald_example():
     p = _random_probs(10, 40, 5, seed=5)
     bald = active.acquisition_scores(p.log(), "bald")
