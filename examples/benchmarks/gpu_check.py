@@ -130,6 +130,25 @@ def check_pipeline(devices: list[torch.device], epochs: int, num_samples: int) -
     return rows
 
 
+def check_consistent(device: torch.device) -> list[tuple[str, bool, str]]:
+    """``sample(consistent=True)`` on ``device``: one mask per sample shared by every example, whatever the chunks."""
+    x = _digits(device)[0][:64]
+    net = _net(device).eval()
+    a = bayesdrop.sample(net, x, 16, seed=0, consistent=True)
+    b = bayesdrop.sample(net, x, 16, seed=0, consistent=True, chunk_size=7)
+    drop = nn.Sequential(nn.Dropout(0.25)).to(device)
+    s = bayesdrop.sample(drop, torch.ones(8, 2000, device=device), 20, seed=1, consistent=True)
+    shared = bool(torch.equal(s, s[:, :1].expand_as(s)))
+    kept = float((s[:, 0] > 0).double().mean())
+    ok_rate = abs(kept - 0.75) <= Z * math.sqrt(0.75 * 0.25 / (20 * 2000))
+    return [
+        (f"consistent masks on {device.type}: chunk size does not matter", bool(torch.allclose(a, b, atol=1e-5)),
+         f"max |diff| {(a - b).abs().max():.2e}"),
+        (f"consistent masks on {device.type}: one mask for every example, rate 0.75", shared and ok_rate,
+         f"shared {shared}, kept {kept:.4f}"),
+    ]  # fmt: skip
+
+
 def _device_timings(device: torch.device, num_samples: int, n: int, repeats: int) -> dict[str, str]:
     torch.manual_seed(0)
     net = nn.Sequential(
@@ -171,6 +190,7 @@ def main(argv: list[str] | None = None) -> list[tuple[str, bool, str]]:
     n_mc, epochs, t, n, repeats = (2000, 2, 10, 32, 2) if args.smoke else (100_000, 30, 200, 1000, 10)
     print(f"devices: {', '.join(str(d) for d in devices)}" + ("" if cuda else " (no CUDA: CPU checks only)"))
     rows = [r for d in devices for r in check_layers(d, n_mc)] + check_pipeline(devices, epochs, t)
+    rows += [r for d in devices for r in check_consistent(d)]
     print("| check | ok | detail |\n|---|---|---|")
     for name, ok, detail in rows:
         print(f"| {name} | {'yes' if ok else 'NO'} | {detail} |")
