@@ -53,6 +53,11 @@ NORMS_WITH_STATS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._NormBase,
 #: typical MLPs inside the CPU's last-level cache.
 DEFAULT_CHUNK_BYTES = 8 * 2**20
 
+#: :func:`sample` runs the noise-free head of a ``nn.Sequential`` once per
+#: example and keeps its output for the T passes of the rest when that output
+#: takes at most this many bytes (256 MiB); beyond, the whole model is tiled.
+HEAD_OUTPUT_BYTES = 256 * 2**20
+
 
 def is_stochastic(module: nn.Module) -> bool:
     """Whether ``module`` is a layer that :func:`sampling` switches on.
@@ -312,9 +317,12 @@ def _draw(
 ) -> Tensor:
     # The tiled rows and hence the noise are those of the whole model: a
     # deterministic head only moves the noise-free layers out of the tiling.
-    head, model = deterministic_head(model, train_mode)
+    head, tail = deterministic_head(model, train_mode)
     if head is not None:
-        x = _run_head(head, x, n, chunk_rows)
+        with torch.no_grad():
+            head_row = _calls.row_bytes(_calls.call_model(head, _calls.take_rows(x, slice(0, 1))))
+        if head_row * n <= HEAD_OUTPUT_BYTES:  # else the whole model is tiled, as without a head
+            x, model = _run_head(head, x, n, chunk_rows), tail
     total = num_samples * n
     out: Tensor | None = None
     for start in range(0, total, chunk_rows):
@@ -464,6 +472,10 @@ def deterministic_head(net: nn.Module, train_mode: bool) -> tuple[nn.Module | No
         return None, net
     children = list(net)
     first = next((i for i, c in enumerate(children) if any(is_stochastic(m) for m in c.modules())), 0)
+    # Only torch's own layers are known to draw no noise in eval mode: a custom module may call
+    # F.dropout(training=True) itself, and must then run once per sample.
+    known = [all(type(m).__module__.startswith("torch.nn.") for m in c.modules()) for c in children[:first]]
+    first = known.index(False) if False in known else first
     if first == 0:
         return None, net
     return nn.Sequential(*children[:first]), nn.Sequential(*children[first:])

@@ -265,16 +265,39 @@ def test_even_chunks():
 
 def test_default_chunk_counts_the_widest_activation():
     # 3 input features (12 bytes a row) into a 4096-wide layer (16 KiB a row): the budget is set by the layer.
-    head, tail = _Recorder(), _Recorder()
-    net = nn.Sequential(nn.Linear(3, 4096), head, nn.Dropout(0.5), tail, nn.Linear(4096, 1))
+    tail = _Recorder()
+    net = nn.Sequential(nn.Linear(3, 4096), nn.Dropout(0.5), tail, nn.Linear(4096, 1))
+    head_rows: list[int] = []
+    net[0].register_forward_hook(lambda _m, _i, out: head_rows.append(out.shape[0]))
     s = bayesdrop.sample(net, torch.randn(50, 3), 100, seed=0)
     assert s.shape == (100, 50, 1)
     widest = DEFAULT_CHUNK_BYTES // (4096 * 4)
-    assert head.rows[0] == tail.rows[0] == 1  # the one-row probe
+    assert tail.rows[0] == 1  # the one-row probe
     # 5000 rows in ceil(5000 / 512) = 10 even chunks of 500 (whole copies of the 50 inputs), none above the budget
     assert tail.rows[1:] == [500] * 10 and widest == 512
     # the layers before the first dropout draw no noise: they run once per example, not once per sample
-    assert head.rows[1:] == [50]
+    # (after the widest-activation probe and the head's one-row probe)
+    assert head_rows == [1, 1, 50]
+
+
+class _AlwaysNoisy(nn.Module):
+    def forward(self, x):
+        return nn.functional.dropout(x, 0.5, training=True)  # noise in eval mode too
+
+
+def test_custom_modules_and_large_head_outputs_keep_the_whole_model_tiled(monkeypatch):
+    torch.manual_seed(0)
+    x = torch.ones(4, 3)
+    noisy = nn.Sequential(_AlwaysNoisy(), nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+    assert bayesdrop.montecarlo.deterministic_head(noisy, False)[0] is None  # a custom module may draw noise
+    s = bayesdrop.sample(noisy, x, 50, seed=0)
+    assert s[:, 0].unique().numel() > 1  # its noise differs between samples
+    net = nn.Sequential(nn.Linear(3, 64), nn.Dropout(0.5), nn.Linear(64, 1))
+    rows: list[int] = []
+    net[0].register_forward_hook(lambda _m, _i, out: rows.append(out.shape[0]))
+    monkeypatch.setattr(bayesdrop.montecarlo, "HEAD_OUTPUT_BYTES", 4 * 64 * 4 - 1)  # 4 rows of the head do not fit
+    bayesdrop.sample(net, x, 10, seed=0)
+    assert rows[2:] == [40]  # tiled: the head ran once per sample
 
 
 def test_deterministic_head_gives_the_draws_of_the_whole_model():
