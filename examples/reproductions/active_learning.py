@@ -15,7 +15,9 @@ Claims:
 Model and training (every round from freshly initialised weights): the CNN
 of Gal et al. (conv 32x4x4 - ReLU - conv 32x4x4 - ReLU - max-pool 2 -
 dropout 0.25 - dense 128 - ReLU - dropout 0.5 - dense 10), Adam (lr 1e-3),
-batch 128, 50 epochs, weight decay 3.5 / (labelled images) on every weight (our choice);
+batch 128, 50 epochs, weight decay 3.5 / (labelled images) on every weight (``--recipe ours``;
+``--recipe reference``: T = 100 and a decay of 2.5 / labels on the dense layer only, as in the second
+author's public code);
 ``bayesdrop.fit``. Test metrics come from ``bayesdrop.evaluate`` (T = 20) on
 ``--test-size`` test images; acquisition scores use T = ``--samples``
 consistent MC-dropout samples. A run stops at ``--max-labels`` or once its
@@ -86,11 +88,24 @@ def gal_cnn() -> nn.Sequential:
     )
 
 
-def trainer(epochs: int) -> Any:
+def trainer(epochs: int, recipe: str) -> Any:
+    """``"ours"``: weight decay 3.5 / labels on every weight. ``"reference"``: 2.5 / labels as a Keras ``l2`` on
+    the dense 128-unit layer only (Adam's coupled decay 2 x 2.5 / labels), as the second author's public code."""
+
     def train(model: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> None:
         n = len(data[1])
+        if recipe == "ours":
+            bayesdrop.fit(model, data, likelihood=bayesdrop.Categorical(), epochs=epochs, batch_size=128,
+                          weight_decay=3.5 / n, progress=False)  # fmt: skip
+            return
+        dense = model[7].weight
+
+        def adam(groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+            rest = [p for g in groups for p in g["params"] if p is not dense]
+            return torch.optim.Adam([{"params": [dense], "weight_decay": 5.0 / n}, {"params": rest}], lr=1e-3)
+
         bayesdrop.fit(model, data, likelihood=bayesdrop.Categorical(), epochs=epochs, batch_size=128,
-                      weight_decay=3.5 / n, progress=False)  # fmt: skip
+                      optimizer=adam, progress=False)  # fmt: skip
 
     return train
 
@@ -120,16 +135,18 @@ def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, o
     target = (lambda h: h.metrics[-1]["accuracy"] >= 1 - last) if spec["metric"] == "error" else (
         lambda h: h.metrics[-1]["accuracy"] >= last)  # fmt: skip
     start = time.perf_counter()
-    ckpt = out / f"checkpoint_{method}_{seed}.pt"
+    ckpt = out / (
+        f"checkpoint_{method}_{seed}.pt" if args.recipe == "ours" else f"checkpoint_{method}_{seed}_{args.recipe}.pt"
+    )
     history = active.run_loop(
         pool, gal_cnn, test=test, rounds=(args.max_labels - 20) // 10, k=10, method=method, initial=20,
-        subset=spec["subset"], train=trainer(args.epochs), eval_samples=args.eval_samples,
+        subset=spec["subset"], train=trainer(args.epochs, args.recipe), eval_samples=args.eval_samples,
         acquire_options={"num_samples": args.samples, "num_configurations": args.configurations,
                          "num_candidates": args.candidates},
         stop_when=target, checkpoint=ckpt, resume=ckpt.exists(), seed=seed, progress=True,
     )  # fmt: skip
     return {"experiment": args.experiment, "method": method, "seed": seed, "epochs": args.epochs,
-            "samples": args.samples, "candidates": args.candidates, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
+            "samples": args.samples, "recipe": args.recipe, "candidates": args.candidates, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
             "history": history.to_dict()}  # fmt: skip
 
 
@@ -164,7 +181,15 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="gal2017")
     ap.add_argument("--methods", nargs="+", default=None, help="default: every method of the experiment")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--samples", type=int, default=20, help="T of the acquisition scores")
+    ap.add_argument(
+        "--samples", type=int, default=None, help="T of the acquisition scores (default: 20 ours, 100 reference)"
+    )
+    ap.add_argument(
+        "--recipe",
+        choices=["ours", "reference"],
+        default="ours",
+        help="training and T as in our runs, or as in the second author's public code",
+    )
     ap.add_argument("--eval-samples", type=int, default=20, help="T of the test evaluation")
     ap.add_argument("--configurations", type=int, default=1000, help="BatchBALD's configurations")
     ap.add_argument("--candidates", type=int, default=1000, help="BatchBALD's candidates: the top BALD examples")
@@ -180,6 +205,8 @@ def main(argv: list[str] | None = None) -> str:
     )
     ap.add_argument("--test-size", type=int, default=10000)
     args = ap.parse_args(argv)
+    if args.samples is None:
+        args.samples = 100 if args.recipe == "reference" else 20
     if args.pool_size is None:
         args.pool_size = 60000 if args.experiment == "gal2017" else 5000
     if args.smoke:
@@ -195,6 +222,7 @@ def main(argv: list[str] | None = None) -> str:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
     runs = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() and not args.smoke else []
+    runs = [r for r in runs if r.get("recipe", "ours") == args.recipe]  # the table compares one recipe
     pool, test = pool_and_test(args)
     torch.set_num_threads(1)
     for seed in args.seeds:
@@ -224,7 +252,7 @@ def report(args: Any, runs: list[dict[str, Any]], methods: list[str], out: Path)
             what = f"{value:.0%} test {metric}"
             rows.append((f"{method}: labels to {what}", str(paper[i]) if paper else "not quoted",
                          summarise(runs, method, metric, value),
-                         f"{args.epochs} epochs/round, T={args.samples}, pool {runs[0]['pool'] if runs else '?'}, "
+                         f"{args.recipe} recipe, {args.epochs} epochs/round, T={args.samples}, pool {runs[0]['pool'] if runs else '?'}, "
                          f"test {args.test_size}"))  # fmt: skip
     fig, ax = plt.subplots(figsize=(6, 4.5))
     plots.active_learning_curves(
