@@ -710,8 +710,13 @@ def initial_labels(labels: Tensor, size: int, *, balanced: bool = True, seed: in
     >>> sorted(torch.tensor([0, 1, 0, 1, 0, 1])[initial_labels(torch.tensor([0, 1, 0, 1, 0, 1]), 4)].tolist())
     [0, 0, 1, 1]
     """
-    labels = labels.reshape(-1).long().cpu()
     size = check_int(size, "initial", "run_loop")
+    if balanced and labels.is_floating_point():
+        raise ValueError(
+            "The 'balanced' parameter of run_loop asks for the same number of examples of every class, but the "
+            "labels are real numbers (a regression). Pass balanced=False."
+        )
+    labels = labels.reshape(-1).long().cpu()
     if size > labels.numel():
         raise ValueError(f"The 'initial' parameter of run_loop must be at most the dataset size {labels.numel()}.")
     gen = torch.Generator().manual_seed(derive_seed(seed, 7))
@@ -875,7 +880,7 @@ def run_loop(
         )
     history = _start(checkpoint, resume, fingerprint, labels, initial, balanced, seed, method)
     fit_train = _train_default(fit_options or {}, likelihood)
-    options = {"num_samples": 100, "method": method, **(acquire_options or {})}
+    options = {"num_samples": 100, "method": method, "likelihood": likelihood, **(acquire_options or {})}
     done = rounds + 1 if history.stopped else len(history.labels)
     for r in progress_bar(range(done, rounds + 1), progress=progress, desc=f"active learning ({method})", unit="round"):
         start = time.perf_counter()

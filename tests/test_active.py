@@ -409,6 +409,26 @@ def test_loop_bad_input(tmp_path):
         active.run_loop(pool, _mlp, test=test, **{**LOOP, "rounds": 100})
 
 
+def test_loop_for_a_regressor_acquires_by_the_epistemic_variance():
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = torch.tensor(X * 10, dtype=torch.float32), torch.tensor((y - y.mean()) / y.std(), dtype=torch.float32)
+    pool = TensorDataset(X[:300], y[:300])
+
+    def net():
+        return nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 2))
+
+    lik = Gaussian(heteroscedastic=True)
+    options = {**LOOP, "rounds": 2, "initial": 20, "subset": None}
+    h = active.run_loop(
+        pool, net, test=(X[300:], y[300:]), method="variance", likelihood=lik, balanced=False, **options
+    )
+    assert h.labels == [20, 25, 30] and "rmse" in h.metrics[-1]
+    with pytest.raises(ValueError, match="labels are real numbers .* balanced=False"):
+        active.run_loop(pool, net, test=(X[300:], y[300:]), method="variance", likelihood=lik, **options)
+
+
 def test_active_learning_curves_draw_the_mean_and_a_band():
     import matplotlib
 
