@@ -811,7 +811,14 @@ def active_learning_curves(
                 by_labels.setdefault(int(n), []).append(1.0 - m[metric] if error else m[metric])
         xs = np.array(sorted(by_labels))
         mean = np.array([np.mean(by_labels[x]) for x in xs])
-        (lines[name],) = ax.plot(xs, mean, "-", lw=1.5, color=f"C{i % 10}", label=f"{name} ({len(histories)} runs)")
+        (lines[name],) = ax.plot(
+            xs,
+            mean,
+            "-",
+            lw=1.5,
+            color=f"C{i % 10}",
+            label=f"{name} ({len(histories)} run{'s' if len(histories) != 1 else ''})",
+        )
         many = np.array([len(by_labels[x]) > 1 for x in xs])
         if many.any():
             se = np.array(

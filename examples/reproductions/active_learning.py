@@ -264,7 +264,12 @@ def report(args: Any, runs: list[dict[str, Any]], methods: list[str], out: Path)
     for value in spec["thresholds"]:
         ax.axhline(value, color="grey", lw=0.8, ls=":")
     if metric == "error":
+        from matplotlib.ticker import NullFormatter, PercentFormatter
+
         ax.set_yscale("log")
+        ax.set_yticks([0.05, 0.1, 0.2, 0.4])
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     from _mnist import save_json
 
     save_json(out / "results.json", {"runs": runs})
