@@ -8,7 +8,9 @@ scored in chunks of any size gives the same scores):
 - ``"bald"``: mutual information between the label and the weights,
   :math:`H[\\bar p] - \\frac1T \\sum_t H[p_t]` (Houlsby et al. 2011);
 - ``"entropy"``: predictive entropy :math:`H[\\bar p]`;
-- ``"variation_ratio"``: :math:`1 - \\max_y \\bar p(y)` (Gal et al. 2017, eq. 3);
+- ``"variation_ratio"``: one minus the fraction of the T samples whose most
+  probable class is the modal one (Freeman 1965, as in Gal 2016 and Gal et
+  al. 2017; :func:`bayesdrop.metrics.variation_ratio`);
 - ``"mean_std"``: the standard deviation of :math:`p_t(y)` over samples,
   averaged over classes (Kampffmeyer et al. 2016, as in Gal et al. 2017);
 - ``"margin"``: :math:`1 - (\\bar p_{(1)} - \\bar p_{(2)})`, one minus the gap between the two most
@@ -198,8 +200,9 @@ def _class_scores(p: Tensor, method: str) -> Tensor:
         return _entropy(mean) - _entropy(p).mean(0)
     if method == "entropy":
         return _entropy(mean)
-    if method == "variation_ratio":
-        return 1.0 - mean.max(-1).values
+    if method == "variation_ratio":  # each sample votes for its argmax class
+        votes = torch.nn.functional.one_hot(p.argmax(-1), p.shape[-1]).sum(0)  # (N, K)
+        return 1.0 - votes.max(-1).values.double() / p.shape[0]
     if method == "mean_std":
         return p.std(0, unbiased=False).mean(-1)
     top2 = mean.topk(2, dim=-1).values
