@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> str:
         help="base pool images (default: gal2017 60000, batchbald 5000 (x3 copies), batchbald_mnist 15000)",
     )
     ap.add_argument("--test-size", type=int, default=10000)
+    ap.add_argument("--report-only", action="store_true", help="tables and figure from the finished runs in the log")
     ap.add_argument("--copies", type=int, default=0, help="batchbald: seeds of the one-acquisition copies check")
     args = ap.parse_args(argv)
     if args.samples is None:
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> str:
     torch.set_num_threads(1)
     for seed in args.seeds:
         for method in methods:
-            if any(r["method"] == method and r["seed"] == seed for r in runs):
+            if args.report_only or any(r["method"] == method and r["seed"] == seed for r in runs):
                 continue
             run = one_run(args, method, seed, pool, test, out)
             runs.append(run)
