@@ -290,13 +290,13 @@ def _candidate_joint_entropies(joint: Tensor, probs: Tensor, exact: bool) -> Ten
     t_count, n, k = probs.shape
     per_row = max(1, 2**24 // max(1, joint.shape[1] * k))
     out = probs.new_empty(n)
+    pc = joint.mean(0)[None, :, None]  # p(c), for the importance weights of sampled configurations
     for s in range(0, n, per_row):
         pn = probs[:, s : s + per_row]  # (T, B, K)
         pcy = torch.einsum("tc,tbk->bck", joint, pn) / t_count  # (B, C, K)
         if exact:
             out[s : s + per_row] = -torch.special.xlogy(pcy, pcy).sum((1, 2))
         else:
-            pc = joint.mean(0)[None, :, None]
             out[s : s + per_row] = -(pcy / pc * torch.log(pcy.clamp_min(1e-300))).sum(-1).mean(-1)
     return out
 
@@ -376,6 +376,8 @@ def batchbald(
         best = int(gain.argmax())
         chosen.append(best)
         scores.append(float(gain[best]))
+        if len(chosen) == k:
+            break
         exact = joint.shape[1] * probs.shape[2] <= m and exact
         if exact:
             joint = (joint[:, :, None] * probs[:, best, None, :]).reshape(probs.shape[0], -1)
@@ -872,6 +874,7 @@ def run_loop(
     """
     rounds = check_int(rounds, "rounds", "run_loop", minimum=0)
     k = check_int(k, "k", "run_loop")
+    initial = check_int(initial, "initial", "run_loop")
     method = check_option(method, "method", "run_loop", METHODS)
     likelihood = Categorical() if likelihood is None else likelihood
     labels = _targets(dataset)

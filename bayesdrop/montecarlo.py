@@ -466,7 +466,27 @@ def deterministic_head(net: nn.Module, train_mode: bool) -> tuple[nn.Module | No
     The head draws no noise, so it can run once per example instead of once
     per sample; ``(None, net)`` for other models, for a Sequential that
     starts with a stochastic child, and with ``train_mode`` (functional
-    dropout could be anywhere).
+    dropout could be anywhere). Only torch's own layers go in the head (a
+    custom module may draw noise in eval mode), and a Sequential with its
+    own forward hooks is not split.
+
+    Parameters
+    ----------
+    net : nn.Module
+        The model (unwrapped).
+    train_mode : bool
+        Whether it will be sampled with ``sampling(net, train_mode=True)``.
+
+    Returns
+    -------
+    tuple of (nn.Module or None, nn.Module)
+        The noise-free head (None when there is none) and the rest.
+
+    Examples
+    --------
+    >>> head, tail = deterministic_head(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.5)), False)
+    >>> len(head), len(tail)
+    (2, 1)
     """
     if train_mode or type(net) is not nn.Sequential or net._forward_hooks or net._forward_pre_hooks:
         return None, net
