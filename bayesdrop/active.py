@@ -654,11 +654,38 @@ class ActiveHistory:
     stopped: bool = False
 
     def curve(self, metric: str = "accuracy") -> tuple[list[int], list[float]]:
-        """``(labels, values)`` of ``metric`` over the rounds."""
+        """``(labels, values)`` of ``metric`` over the rounds.
+
+        Parameters
+        ----------
+        metric : str
+            A key of the rounds' metrics (those of :func:`bayesdrop.evaluate`).
+
+        Returns
+        -------
+        labels : list of int
+            Labelled examples at each evaluation.
+        values : list of float
+            The metric at each.
+        """
         return list(self.labels), [m[metric] for m in self.metrics]
 
     def labels_to_reach(self, metric: str, value: float, *, higher_is_better: bool = True) -> int | None:
         """The fewest labels at which ``metric`` reached ``value`` (None if it never did).
+
+        Parameters
+        ----------
+        metric : str
+            A key of the rounds' metrics, e.g. ``"accuracy"``.
+        value : float
+            The threshold.
+        higher_is_better : bool
+            Reached means at or above ``value`` (True) or at or below it.
+
+        Returns
+        -------
+        int or None
+            The number of labels at the first round that reached it.
 
         Examples
         --------
@@ -672,7 +699,13 @@ class ActiveHistory:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain lists and floats (JSON, checkpoints)."""
+        """Plain lists and floats (JSON, checkpoints).
+
+        Returns
+        -------
+        dict
+            One key per field.
+        """
         return asdict(self)
 
 

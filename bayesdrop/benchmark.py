@@ -112,7 +112,20 @@ _LENGTHSCALE = 1e-2
 
 
 def standardise(x: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``x`` standardised on ``ref``'s column means and standard deviations, and those statistics."""
+    """``x`` standardised on ``ref``'s column means and standard deviations, and those statistics.
+
+    Parameters
+    ----------
+    x : ndarray
+        The array to standardise.
+    ref : ndarray
+        The array whose statistics are used (the training split).
+
+    Returns
+    -------
+    standardised, mean, std : ndarray
+        Constant columns get a std of 1.
+    """
     mean, std = standardization(ref)
     return (x - mean) / std, mean, std
 
@@ -195,7 +208,28 @@ def _train(
 def train_learned(
     settings: LearnedNoise, x: np.ndarray, y: np.ndarray, hidden: int, epochs: int, seed: int
 ) -> tuple[torch.nn.Module, Gaussian]:
-    """Train a learned-noise network (and its noise) on standardised ``x``, ``y`` by the ELBO."""
+    """Train a learned-noise network (and its noise) on standardised ``x``, ``y`` by the ELBO.
+
+    Parameters
+    ----------
+    settings : LearnedNoise
+        The method and its hyperparameters.
+    x, y : ndarray
+        Standardised training inputs and targets.
+    hidden : int
+        Units of the hidden layer.
+    epochs : int
+        Training epochs.
+    seed : int
+        Seeds the initialisation and the batches.
+
+    Returns
+    -------
+    net : torch.nn.Module
+        The trained network.
+    likelihood : Gaussian
+        Its trained likelihood.
+    """
     epochs = max(1, round(epochs * settings.epochs_factor))
     lik = Gaussian(
         heteroscedastic=settings.heteroscedastic,
@@ -245,7 +279,31 @@ def score_learned(
     num_samples: int,
     seed: int,
 ) -> dict[str, float]:
-    """RMSE and log-likelihood (original units) of a learned-noise network on standardised ``x``."""
+    """RMSE and log-likelihood (original units) of a learned-noise network on standardised ``x``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The trained network.
+    lik : Gaussian
+        Its likelihood (homoscedastic or heteroscedastic).
+    x : ndarray
+        Standardised test inputs.
+    y : ndarray
+        Test targets in their original units.
+    y_mean, y_std : float
+        The training targets' standardisation.
+    num_samples : int
+        T of the MC mixture.
+    seed : int
+        Seeds the draws.
+
+    Returns
+    -------
+    dict of str to float
+        ``"rmse"``, ``"ll"`` (mean per-example log-likelihood of the mixture) and
+    ``"noise_std"`` (the learned noise, root mean square over examples).
+    """
     out = _predict(net, x, num_samples, seed)
     means = out[..., 0] * y_std + y_mean
     if lik.heteroscedastic:
@@ -262,7 +320,18 @@ def score_learned(
 
 
 def noise_summary(net: torch.nn.Module) -> dict[str, Any]:
-    """What the noise learned: the fraction of pruned variational weights and the concrete layers' rates."""
+    """What the noise learned: the fraction of pruned variational weights and the concrete layers' rates.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        A trained network.
+
+    Returns
+    -------
+    dict
+        ``"sparsity"`` and ``"p"`` (one rate per concrete layer).
+    """
     has_variational = any(isinstance(m, (VariationalLinear, VariationalConv)) for m in net.modules())
     return {
         "sparsity": sparsity(net) if has_variational else 0.0,
@@ -271,7 +340,18 @@ def noise_summary(net: torch.nn.Module) -> dict[str, Any]:
 
 
 def validation_part(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The first 80% of a training split and the last 20% (Gal's validation split)."""
+    """The first 80% of a training split and the last 20% (Gal's validation split).
+
+    Parameters
+    ----------
+    x, y : ndarray
+        A training split.
+
+    Returns
+    -------
+    x_train, y_train, x_val, y_val : ndarray
+        The two parts, in order.
+    """
     cut = round(0.8 * len(x))
     return x[:cut], y[:cut], x[cut:], y[cut:]
 
@@ -291,7 +371,30 @@ def run_split(
     num_samples: int = 10_000,
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Train and test the methods on one split; one result dict per method."""
+    """Train and test the methods on one split; one result dict per method.
+
+    Parameters
+    ----------
+    data_dir : str
+        The folder of the UCI sets (``<dataset>/data/...`` as in Gal's repository).
+    dataset : str
+        One of :data:`DATASETS`.
+    split : int
+        The train/test split, 0-19.
+    methods : iterable of str
+        Any of ``"variational"``, ``"mc"``, ``"gaussian"``, ``"concrete"``.
+    epochs_multiplier : int
+        Gal's epochs times this (the protocol's 10x by default).
+    num_samples : int
+        T of the test predictive.
+    seed : int
+        Seeds the initialisations and the MC draws.
+
+    Returns
+    -------
+    list of dict
+        Test RMSE and log-likelihood, the chosen hyperparameters and timings.
+    """
     ds = load_uci(dataset, data_dir)
     train, test = ds.splits[split]
     epochs = ds.n_epochs * epochs_multiplier
@@ -368,6 +471,32 @@ def run_uci(
     that file already holds, so an interrupted run continues where it stopped.
     The Markdown table of every result in that file is written atomically to
     ``out`` at the end.
+
+    Parameters
+    ----------
+    data_dir : str
+        The folder of the UCI sets.
+    datasets : iterable of str
+        Names from :data:`DATASETS`.
+    splits : iterable of int, optional
+        Which splits (default: all of each set).
+    methods : iterable of str
+        As in :func:`run_split`.
+    out : str or path
+        The Markdown table to write (its log is ``<out>.jsonl``).
+    epochs_multiplier : int
+        Gal's epochs times this.
+    num_samples : int
+        T of the test predictive.
+    jobs : int
+        Splits run in parallel processes.
+    progress : bool, optional
+        A progress bar over the splits; None shows it in a terminal only.
+
+    Returns
+    -------
+    list of dict
+        Every result in the log, old and new.
     """
     out = Path(out)
     log = out.with_name(out.name + ".jsonl")
@@ -430,6 +559,16 @@ def format_results(results: list[dict[str, Any]]) -> str:
 
     "Gal 2016" are the published grid-search numbers; "Gal's code, 10x" the
     logs of the same protocol in Gal's repository (:data:`GAL_REPO_10X`).
+
+    Parameters
+    ----------
+    results : list of dict
+        One dict per (dataset, split, method), as :func:`run_split` returns.
+
+    Returns
+    -------
+    str
+        The table.
     """
     lines = [
         "| dataset | method | splits | epochs | test RMSE | test LL | Gal 2016 RMSE | Gal 2016 LL "

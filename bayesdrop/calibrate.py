@@ -58,9 +58,9 @@ class TemperatureScaled(nn.Module):
         ``ModelOutput`` (as in :func:`bayesdrop.sample`); the wrapper returns
         the scaled logits as a tensor.
 
-    Shape
+    Notes
     -----
-    The model's logits, ``(N, K)`` or ``(N,)`` / ``(N, 1)`` for one logit.
+    Shape: the model's logits, ``(N, K)`` or ``(N,)`` / ``(N, 1)`` for one logit.
 
     Examples
     --------

@@ -317,7 +317,18 @@ def _add_bench(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point of the ``bayesdrop`` command; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 on bad input (the message goes to stderr).
+    """
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

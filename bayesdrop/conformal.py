@@ -7,10 +7,10 @@ scores s_i and the ⌈(n + 1)(1 - alpha)⌉-th smallest of them as the
 threshold, a new exchangeable example is covered with probability at least
 1 - alpha (the ``level``), whatever the model.
 
-- Regression (:func:`conformal_intervals`): scores |y - mu| / sigma with the
+- Regression (:func:`conformal_intervals`): scores ``|y - mu| / sigma`` with the
   MC predictive mean mu and standard deviation sigma (the sampled means'
   spread plus the learned noise; *normalised*, Lei et al. 2018, sec. 5.2),
-  or |y - mu| (``normalized=False``, constant width). The interval is
+  or ``|y - mu|`` (``normalized=False``, constant width). The interval is
   mu ± q sigma.
 - Classification (:func:`conformal_sets`): from the MC predictive
   probabilities p (the mean of the per-sample softmaxes), ``"lac"`` (also
@@ -270,8 +270,8 @@ def conformal_intervals(
     level : float
         Coverage 1 - alpha in (0, 1).
     normalized : bool
-        Scores |y - mu| / sigma with the MC predictive std (adaptive widths;
-        the default) or |y - mu| (constant width).
+        Scores ``|y - mu| / sigma`` with the MC predictive std (adaptive widths;
+        the default) or ``|y - mu|`` (constant width).
     num_samples : int
         T, MC samples per example.
     output, target, train_mode, batch_size

@@ -58,7 +58,24 @@ def _runs(quick: bool, progress: bool | None) -> list[tuple[str, str, Any, Any]]
 def run_demo(
     out: Path, *, overwrite: bool = False, quick: bool = False, progress: bool | None = None
 ) -> list[dict[str, Any]]:
-    """Run the demo into ``out``; returns one summary row per model."""
+    """Run the demo into ``out``; returns one summary row per model.
+
+    Parameters
+    ----------
+    out : Path
+        The folder to write (one report per model and ``index.html``).
+    overwrite : bool
+        Replace an existing folder.
+    quick : bool
+        Few epochs and samples (the tests' smoke mode).
+    progress : bool, optional
+        Progress bars; None shows them in a terminal only.
+
+    Returns
+    -------
+    list of dict
+        Dataset, method, and the MC and deterministic metrics of each model.
+    """
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it")
     if out.exists() and overwrite:

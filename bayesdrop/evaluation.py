@@ -141,7 +141,14 @@ class Evaluation:
     selective: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (NaN and infinities become ``None``)."""
+        """JSON-ready summary (NaN and infinities become ``None``).
+
+        Returns
+        -------
+        dict
+            The metrics, the gap, the convergence table and the settings; not the
+            per-example arrays.
+        """
         out: dict[str, Any] = _jsonable(
             {
                 "task": self.task,

@@ -52,9 +52,9 @@ class Gaussian(nn.Module):
         log-variance). It keeps a per-input noise from collapsing onto
         training points (an integer-valued target, duplicated inputs).
 
-    Shape
+    Notes
     -----
-    ``forward(output)`` returns ``(N, 2 D)``: means, then log-variances.
+    Shape: ``forward(output)`` returns ``(N, 2 D)``: means, then log-variances.
     """
 
     def __init__(
@@ -98,7 +98,20 @@ class Gaussian(nn.Module):
         return None if self.log_var is None else self.log_var.detach().mul(0.5).exp()
 
     def split(self, output: Tensor) -> tuple[Tensor, Tensor]:
-        """Means and log-variances of a network output, each ``(N, D)``."""
+        """Means and log-variances of a network output, each ``(N, D)``.
+
+        Parameters
+        ----------
+        output : Tensor
+            The network's output ``(N, num_outputs)`` (or ``(N,)`` for one target):
+            the means, then (heteroscedastic) the log-variances.
+
+        Returns
+        -------
+        mean, log_var : Tensor
+            ``(N, D)`` each; a homoscedastic likelihood's learned log-variance is
+            broadcast to every example.
+        """
         if output.ndim == 1:
             output = output[:, None]
         if output.shape[-1] != self.num_outputs:
@@ -120,11 +133,37 @@ class Gaussian(nn.Module):
         return torch.cat([mean, log_var], dim=-1)
 
     def nll(self, output: Tensor, target: Tensor) -> Tensor:
-        """Mean over examples of the NLL, summed over targets (nats)."""
+        """Mean over examples of the NLL, summed over targets (nats).
+
+        Parameters
+        ----------
+        output : Tensor
+            The network's output, as :meth:`split` reads it.
+        target : Tensor
+            ``(N,)`` or ``(N, D)`` targets.
+
+        Returns
+        -------
+        Tensor
+            A scalar, differentiable in the output and the learned noise.
+        """
         return -self.log_prob(output, target).mean()
 
     def log_prob(self, output: Tensor, target: Tensor) -> Tensor:
-        """Per-example log-density ``(N,)``, summed over targets (nats)."""
+        """Per-example log-density ``(N,)``, summed over targets (nats).
+
+        Parameters
+        ----------
+        output : Tensor
+            The network's output, as :meth:`split` reads it.
+        target : Tensor
+            ``(N,)`` or ``(N, D)`` targets.
+
+        Returns
+        -------
+        Tensor
+            ``(N,)`` log-densities.
+        """
         mean, log_var = self.split(output)
         target = target.reshape(mean.shape).to(mean.dtype)
         per = 0.5 * (_LOG_2PI + log_var + (target - mean) ** 2 * torch.exp(-log_var))
@@ -149,9 +188,35 @@ class Categorical(nn.Module):
         return output
 
     def nll(self, output: Tensor, target: Tensor) -> Tensor:
-        """Mean cross-entropy in nats."""
+        """Mean cross-entropy in nats.
+
+        Parameters
+        ----------
+        output : Tensor
+            Logits ``(N, K)``.
+        target : Tensor
+            Class indices ``(N,)``.
+
+        Returns
+        -------
+        Tensor
+            A scalar.
+        """
         return F.cross_entropy(output, target.long())
 
     def log_prob(self, output: Tensor, target: Tensor) -> Tensor:
-        """Per-example log-probability ``(N,)`` of the labels (nats)."""
+        """Per-example log-probability ``(N,)`` of the labels (nats).
+
+        Parameters
+        ----------
+        output : Tensor
+            Logits ``(N, K)``.
+        target : Tensor
+            Class indices ``(N,)``.
+
+        Returns
+        -------
+        Tensor
+            ``(N,)`` log-probabilities.
+        """
         return -F.cross_entropy(output, target.long(), reduction="none")

@@ -431,7 +431,13 @@ class ReferencePosterior:
         return _predictions(self._log_joint, ref, x)
 
     def diagnostics(self) -> dict[str, float]:
-        """``r_hat``, ``ess``, ``divergences``, ``seconds`` and the number of samples as one dict."""
+        """``r_hat``, ``ess``, ``divergences``, ``seconds`` and the number of samples as one dict.
+
+        Returns
+        -------
+        dict of str to float
+            The convergence diagnostics, for a table or a log.
+        """
         return {
             "r_hat": self.r_hat,
             "ess": self.ess,

@@ -412,7 +412,20 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         self.min_noise_std = min_noise_std
 
     def fit(self, X: Any, y: Any) -> DropoutRegressor:
-        """Fit the network and its noise to ``X`` (n_samples, n_features) and ``y`` (n_samples,)."""
+        """Fit the network and its noise to ``X`` (n_samples, n_features) and ``y`` (n_samples,).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Real-valued targets (standardised internally).
+
+        Returns
+        -------
+        DropoutRegressor
+            The fitted estimator.
+        """
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         y_mean, y_std = standardization(y)
@@ -493,7 +506,20 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         return lower, upper
 
     def sample_predictive(self, X: Any, num_samples: int | None = None) -> npt.NDArray[Any]:
-        """Draws ``(num_samples, N)`` of y: a sampled mean plus its observation noise."""
+        """Draws ``(num_samples, N)`` of y: a sampled mean plus its observation noise.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        num_samples : int, optional
+            T; defaults to the estimator's ``num_samples``.
+
+        Returns
+        -------
+        ndarray of shape (num_samples, n_samples)
+            Samples of y in the targets' units.
+        """
         mu, log_var = self._moments(X, num_samples)
         gen = torch.Generator()
         seed = self._seed(2)
@@ -613,7 +639,20 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         )
 
     def fit(self, X: Any, y: Any) -> DropoutClassifier:
-        """Fit the network to ``X`` and class labels ``y``."""
+        """Fit the network to ``X`` and class labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Class labels (any values that ``numpy.unique`` sorts).
+
+        Returns
+        -------
+        DropoutClassifier
+            The fitted estimator.
+        """
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
@@ -622,12 +661,36 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         return self
 
     def sample_predictive(self, X: Any, num_samples: int | None = None) -> npt.NDArray[Any]:
-        """Class-probability samples ``(num_samples, N, K)``."""
+        """Class-probability samples ``(num_samples, N, K)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+        num_samples : int, optional
+            T; defaults to the estimator's ``num_samples``.
+
+        Returns
+        -------
+        ndarray of shape (num_samples, n_samples, n_classes)
+            The softmax probabilities of every MC sample.
+        """
         out: npt.NDArray[Any] = torch.softmax(self._samples(X, num_samples), -1).numpy()
         return out
 
     def predict_proba(self, X: Any) -> npt.NDArray[Any]:
-        """MC predictive: the mean of the per-sample softmax probabilities."""
+        """MC predictive: the mean of the per-sample softmax probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Class probabilities, columns in the order of ``classes_``.
+        """
         check_is_fitted(self, "model_")
         probs = self.sample_predictive(X).mean(0)
         if len(self.classes_) == 1:
@@ -636,7 +699,18 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         return out
 
     def predict(self, X: Any) -> npt.NDArray[Any]:
-        """The class with the largest MC predictive probability."""
+        """The class with the largest MC predictive probability.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
         probs = self.predict_proba(X)
         out: npt.NDArray[Any] = self.classes_[probs.argmax(1)]
         return out

@@ -85,6 +85,13 @@ class History:
     kl_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The history as plain lists and numbers.
+
+        Returns
+        -------
+        dict
+            One key per field (JSON-ready; checkpoints store it).
+        """
         return asdict(self)
 
 

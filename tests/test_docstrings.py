@@ -46,6 +46,7 @@ def test_no_docstring_contains_a_control_character():
     assert not bad, bad
 
 
+#: Every public module: the API reference documents these (docs/conf.py's API_MODULES), and so are checked here.
 PUBLIC_MODULES = [
     "bayesdrop",
     "bayesdrop.nn",
@@ -65,6 +66,12 @@ PUBLIC_MODULES = [
     "bayesdrop.calibrate",
     "bayesdrop.shifts",
     "bayesdrop.conformal",
+    "bayesdrop.active",
+    "bayesdrop.diagnostics",
+    "bayesdrop.benchmark",
+    "bayesdrop.pyro",
+    "bayesdrop.cli",
+    "bayesdrop.demo",
 ]
 
 
@@ -85,6 +92,7 @@ def _section(doc: str, title: str) -> list[str] | None:
 
 
 def _public_callables():
+    """Every public function and class, and the public methods a class defines itself (not torch's)."""
     seen = set()
     for module_name in PUBLIC_MODULES:
         module = importlib.import_module(module_name)
@@ -94,6 +102,15 @@ def _public_callables():
                 continue
             seen.add(id(obj))
             yield f"{module_name}.{name}", obj
+            if inspect.isclass(obj):
+                for attr, member in vars(obj).items():
+                    fn = getattr(member, "__func__", member)
+                    if attr.startswith("_") or not inspect.isfunction(fn) or id(fn) in seen:
+                        continue
+                    if attr in ("forward", "extra_repr") or (fn.__doc__ or "").startswith("Inherited"):
+                        continue  # nn.Module's call protocol: documented by the class itself
+                    seen.add(id(fn))
+                    yield f"{module_name}.{name}.{attr}", fn
 
 
 def test_public_docstrings_document_their_parameters_and_returns():
@@ -103,15 +120,17 @@ def test_public_docstrings_document_their_parameters_and_returns():
     checked = 0
     for where, obj in _public_callables():
         doc = inspect.getdoc(obj) or ""
-        is_dataclass = inspect.isclass(obj) and hasattr(obj, "__dataclass_fields__")
+        is_dataclass = inspect.isclass(obj) and (hasattr(obj, "__dataclass_fields__") or hasattr(obj, "_fields"))
         fn = obj.__init__ if inspect.isclass(obj) else obj
         if fn is torch.nn.Module.__init__:  # a module without its own constructor takes no parameters
             fn = lambda: None
         params = [
             p.name
             for p in inspect.signature(fn).parameters.values()
-            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL,)
+            if p.name not in ("self", "cls") and not p.name.startswith("_") and p.kind not in (p.VAR_POSITIONAL,)
         ]
+        if inspect.isclass(obj) and hasattr(obj, "_fields"):  # a NamedTuple: its fields are its parameters
+            params = list(obj._fields)
         documented = _section(doc, "Attributes" if is_dataclass else "Parameters")
         if params and documented is None:
             problems.append(f"{where}: no {'Attributes' if is_dataclass else 'Parameters'} section")

@@ -223,7 +223,7 @@ def _hf_loader(n: int = 48, batch_size: int = 16):
     transformers = pytest.importorskip("transformers")
     vocab = Path(tempfile.mkdtemp()) / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrst"]))
-    collate = transformers.DataCollatorWithPadding(transformers.BertTokenizer(vocab_file=str(vocab)))
+    collate = transformers.DataCollatorWithPadding(transformers.BertTokenizer(vocab=str(vocab)))
     gen = torch.Generator().manual_seed(0)
     features = []
     for _ in range(n):

@@ -69,9 +69,9 @@ class ConcreteDropout(StochasticModule):
         Prior length-scale l >= 0: the weights' prior is :math:`N(0, l^{-2})`;
         0 leaves only the entropy term.
 
-    Shape
+    Notes
     -----
-    As ``layer``.
+    Shape: as ``layer``.
 
     Examples
     --------
@@ -125,7 +125,19 @@ class ConcreteDropout(StochasticModule):
         return tuple(range(2, x.ndim))  # whole channels of (N, C, *spatial)
 
     def relaxed_mask(self, x: Tensor) -> Tensor:
-        """The concrete keep mask times 1/(1 - p), broadcastable to ``x`` (differentiable in p)."""
+        """The concrete keep mask times 1/(1 - p), broadcastable to ``x`` (differentiable in p).
+
+        Parameters
+        ----------
+        x : Tensor
+            The layer's input ``(N, features)`` or ``(N, C, *spatial)``; a
+            convolution's mask covers whole channels.
+
+        Returns
+        -------
+        Tensor
+            The relaxed mask at the layer's ``temperature``.
+        """
         return BF.relaxed_keep_mask(x, self.p, self.temperature, shared_dims=self._shared_dims(x))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -137,7 +149,14 @@ class ConcreteDropout(StochasticModule):
         return out
 
     def kl(self) -> Tensor:
-        r"""The regulariser :math:`l^2\|W\|^2/(2(1-p)) + l^2\|b\|^2/2 - K\,\mathcal{H}(p)` (nats, up to a constant)."""
+        r"""The regulariser :math:`l^2\|W\|^2/(2(1-p)) + l^2\|b\|^2/2 - K\,\mathcal{H}(p)` (nats, up to a constant).
+
+        Returns
+        -------
+        Tensor
+            A scalar; :func:`bayesdrop.kl_divergence` sums it over the model's
+            layers (Gal, Hron & Kendall 2017, eq. 3).
+        """
         p = self.p
         l2 = self.lengthscale**2
         weight = self.layer.weight

@@ -37,9 +37,9 @@ class DropPath(StochasticModule):
     p : float
         Drop probability of each example's branch.
 
-    Shape
+    Notes
     -----
-    Input ``(N, *)``; output the same shape.
+    Shape: input ``(N, *)``; output the same shape.
     """
 
     def __init__(self, p: float = 0.1) -> None:
@@ -129,9 +129,9 @@ class DropPathJoin(StochasticModule):
     p_local, p_global : float
         Local drop probability (0.15) and probability of a global batch (0.5).
 
-    Shape
+    Notes
     -----
-    Input ``(N, num_paths, *)`` (or a sequence of ``num_paths`` tensors of
+    Shape: input ``(N, num_paths, *)`` (or a sequence of ``num_paths`` tensors of
     shape ``(N, *)``); output ``(N, *)``.
     """
 

@@ -54,9 +54,9 @@ class Dropout(_UnitNoise):
         and 3-D forms; ``(1,)`` on ``(N, T, F)`` keeps one mask across time
         steps (Gal & Ghahramani 2016b).
 
-    Shape
+    Notes
     -----
-    Input ``(N, *)``; output the same shape.
+    Shape: input ``(N, *)``; output the same shape.
 
     Examples
     --------
@@ -88,9 +88,9 @@ class GaussianDropout(_UnitNoise):
     shared_dims : tuple of int
         As in :class:`Dropout`.
 
-    Shape
+    Notes
     -----
-    Input ``(N, *)``; output the same shape.
+    Shape: input ``(N, *)``; output the same shape.
     """
 
     @property
@@ -146,9 +146,9 @@ class GaussianNoise(StochasticModule):
     std : float
         Standard deviation of the additive noise (>= 0).
 
-    Shape
+    Notes
     -----
-    Input ``(N, *)``; output the same shape.
+    Shape: input ``(N, *)``; output the same shape.
     """
 
     def __init__(self, std: float) -> None:

@@ -48,9 +48,9 @@ class FastDropoutLinear(StochasticModule):
     p : float
         Drop probability of the inputs.
 
-    Shape
+    Notes
     -----
-    Input ``(N, in_features)``; output ``(N, out_features)``.
+    Shape: input ``(N, in_features)``; output ``(N, out_features)``.
     """
 
     def __init__(self, in_features: int, out_features: int, p: float = 0.5, bias: bool = True) -> None:
@@ -73,7 +73,19 @@ class FastDropoutLinear(StochasticModule):
         return BF.local_reparam_linear(x, self.weight, self.alpha * self.weight**2, self.bias)
 
     def forward_moments(self, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and variance of the pre-activation for inputs of the given moments."""
+        """Mean and variance of the pre-activation for inputs of the given moments.
+
+        Parameters
+        ----------
+        mean, var : Tensor
+            Elementwise mean and variance of the input ``(N, in_features)``.
+
+        Returns
+        -------
+        mean, var : Tensor
+            ``(N, out_features)`` each: ``W m + b`` and
+            ``W^2 v + alpha W^2 (m^2 + v)`` (Wang & Manning 2013).
+        """
         w2 = self.weight**2
         out_mean = F.linear(mean, self.weight, self.bias)
         out_var = F.linear(var, w2) + self.alpha * F.linear(mean * mean + var, w2)

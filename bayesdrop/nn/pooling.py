@@ -45,9 +45,9 @@ class MaxPoolDropout2d(StochasticModule):
     stride : int or (int, int), optional
         ``kernel_size`` by default. No padding.
 
-    Shape
+    Notes
     -----
-    Input ``(N, C, H, W)``; output ``(N, C, H_out, W_out)`` as ``max_pool2d``.
+    Shape: input ``(N, C, H, W)``; output ``(N, C, H_out, W_out)`` as ``max_pool2d``.
     """
 
     def __init__(

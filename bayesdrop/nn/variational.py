@@ -185,9 +185,9 @@ class VariationalLinear(_Variational):
     threshold : float
         Log alpha above which a weight is pruned at eval (3 by default).
 
-    Shape
+    Notes
     -----
-    Input ``(N, *, in_features)``; output ``(N, *, out_features)``.
+    Shape: input ``(N, *, in_features)``; output ``(N, *, out_features)``.
 
     Examples
     --------
@@ -244,9 +244,9 @@ class VariationalConv(_Variational):
     alpha, init_log_alpha, threshold
         As in :class:`VariationalLinear`.
 
-    Shape
+    Notes
     -----
-    Input ``(N, C_in, *spatial)`` with ``dims`` spatial dimensions; output
+    Shape: input ``(N, C_in, *spatial)`` with ``dims`` spatial dimensions; output
     ``(N, C_out, *spatial_out)`` as torch's convolution.
     """
 
@@ -290,6 +290,14 @@ class VariationalConv(_Variational):
         return {"stride": self.stride, "padding": self.padding, "dilation": self.dilation, "groups": self.groups}
 
     def weight_log_alpha(self) -> Tensor:
+        """Log alpha of every weight, shaped like ``weight``.
+
+        Returns
+        -------
+        Tensor
+            The per-weight, per-input-channel or per-layer log alpha broadcast to
+            the weight's shape (grouped convolutions map input channels to groups).
+        """
         if self.alpha_mode == "input" and self.groups > 1:
             # weight[:, j] sees input channel (group of the output) * in/groups + j.
             la = self.log_alpha.view(self.groups, 1, -1).expand(-1, self.out_channels // self.groups, -1)

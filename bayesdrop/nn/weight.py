@@ -106,9 +106,9 @@ class DropConnectLinear(_DropConnect):
     inference_seed : int
         Seed of those draws, so that eval mode is deterministic.
 
-    Shape
+    Notes
     -----
-    Input ``(N, in_features)``; output ``(N, out_features)``.
+    Shape: input ``(N, in_features)``; output ``(N, out_features)``.
     """
 
     def __init__(
