@@ -1,5 +1,8 @@
 """bayesdrop: Bayesian uncertainty in neural networks built on dropout."""
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from . import diagnostics, likelihoods, metrics, nn, plots, report
 from ._compat import install_moved_modules
 from .evaluation import Evaluation, evaluate
@@ -9,7 +12,10 @@ from .nn import kl_divergence, moment_propagation, sparsity, to_variational, var
 from .report import write_report
 from .training import History, elbo_loss, fit, noise_parameters
 
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml only; the installed metadata carries it
+    __version__ = _version("bayesdrop")
+except PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 install_moved_modules()
 
