@@ -2,7 +2,8 @@
 
 The wheel goes into a fresh virtual environment in a temporary folder; its dependencies (torch and the rest)
 come from this environment's site-packages, added as a plain path so that this checkout's editable install
-stays out of it. ``bayesdrop demo`` then runs from the wheel, and every public module imports from it.
+stays out of it. ``bayesdrop demo --quick`` (the demo in its smoke mode) then runs from the wheel, and every
+public module imports from it.
 """
 
 from __future__ import annotations
@@ -38,23 +39,24 @@ def _package_files() -> set[str]:
     return {name for name in listed if not name.endswith((".pyc",))}
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
+def _build(out: Path) -> tuple[Path, Path]:
     # --no-isolation: the build backend (setuptools) comes from this environment, no download
     _run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)])
-    return out
+    wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
+    assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in out.iterdir())
+    return wheels[0], sdists[0]
 
 
-def test_sdist_and_wheel_build_and_pass_twine_check(dist: Path) -> None:
-    wheels, sdists = sorted(dist.glob("*.whl")), sorted(dist.glob("*.tar.gz"))
-    assert len(wheels) == 1 and len(sdists) == 1, sorted(p.name for p in dist.iterdir())
-    assert wheels[0].name.startswith(f"bayesdrop-{bayesdrop.__version__}-")
-    _run([sys.executable, "-m", "twine", "check", "--strict", str(wheels[0]), str(sdists[0])])
+def test_the_release_builds_passes_twine_holds_every_file_and_runs_from_a_fresh_environment(tmp_path: Path) -> None:
+    # one test, one build: the checks below all need the same wheel
+    wheel, sdist = _build(tmp_path / "dist")
+    assert wheel.name.startswith(f"bayesdrop-{bayesdrop.__version__}-")
+    _run([sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(sdist)])
+    _check_contents(wheel)
+    _check_fresh_environment(wheel, tmp_path)
 
 
-def test_the_wheel_holds_every_file_of_the_package(dist: Path) -> None:
-    wheel = next(dist.glob("*.whl"))
+def _check_contents(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         shipped = set(z.namelist())
         entry_points = next(n for n in shipped if n.endswith(".dist-info/entry_points.txt"))
@@ -63,8 +65,7 @@ def test_the_wheel_holds_every_file_of_the_package(dist: Path) -> None:
     assert not missing, f"the wheel {wheel.name} lacks: {', '.join(missing)}"
 
 
-def test_the_wheel_installs_into_a_fresh_environment_and_runs_the_demo(dist: Path, tmp_path: Path) -> None:
-    wheel = next(dist.glob("*.whl"))
+def _check_fresh_environment(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
@@ -84,5 +85,5 @@ def test_the_wheel_installs_into_a_fresh_environment_and_runs_the_demo(dist: Pat
     assert version == bayesdrop.__version__
 
     script = env_dir / ("Scripts" if os.name == "nt" else "bin") / "bayesdrop"
-    _run([str(script), "demo", "--out", "demo-out"], cwd=run_dir, env=env)
+    _run([str(script), "demo", "--quick", "--out", "demo-out"], cwd=run_dir, env=env)  # the demo's smoke mode
     assert (run_dir / "demo-out" / "index.html").exists()
