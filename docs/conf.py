@@ -98,6 +98,19 @@ html_sidebars = {"index": [], "getting_started": []}
 html_show_sourcelink = False
 
 
+#: Titles of the result files that are bare tables.
+RESULT_TITLES = {
+    "uci_results": "UCI regression, every method",
+    "uci_estimator": "UCI regression, the default DropoutRegressor",
+    "classification": "Classification on the scikit-learn sets",
+    "classification_0.2": "Classification at a dropout rate of 0.2",
+    "classification_mnist_256": "Classification on MNIST subsets, 2x256 units",
+    "classification_mnist_800": "Classification on MNIST subsets, 2x800 units",
+    "overconfidence": "Overconfidence over epochs",
+    "active_scoring": "Pool scoring speed",
+}
+
+
 def copy_results(_app: object) -> None:
     """Copy ``benchmarks/`` (tables, figures) into ``docs/results`` so the Results pages render them."""
     target = DOCS / "results"
@@ -115,8 +128,9 @@ def copy_results(_app: object) -> None:
             shutil.copyfile(path, out)
             continue
         text = path.read_text()
-        if not text.startswith("# "):
-            text = f"# `benchmarks/{path.relative_to(source)}`\n\n{text}"
+        if not text.startswith("# "):  # a table a script wrote: give its page a title
+            title = RESULT_TITLES.get(path.stem, path.stem)
+            text = f"# {title}\n\nThe file `benchmarks/{path.name}`, as its script wrote it.\n\n{text}"
         text = re.sub(r"\]\(\.\./docs/images/", "](../images/", text)
         out.write_text(text)
 
