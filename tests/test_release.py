@@ -2,7 +2,7 @@
 
 The wheel goes into a fresh virtual environment in a temporary folder; its dependencies (torch and the rest)
 come from this environment's site-packages, added as a plain path so that this checkout's editable install
-stays out of it. ``bayesdrop demo --quick`` (the demo in its smoke mode) then runs from the wheel, and every
+stays out of it. ``bayesdrop demo`` (the README's first command) then runs from the wheel, and every
 public module imports from it.
 """
 
@@ -85,5 +85,5 @@ def _check_fresh_environment(wheel: Path, tmp_path: Path) -> None:
     assert version == bayesdrop.__version__
 
     script = env_dir / ("Scripts" if os.name == "nt" else "bin") / "bayesdrop"
-    _run([str(script), "demo", "--quick", "--out", "demo-out"], cwd=run_dir, env=env)  # the demo's smoke mode
+    _run([str(script), "demo", "--out", "demo-out"], cwd=run_dir, env=env)
     assert (run_dir / "demo-out" / "index.html").exists()
