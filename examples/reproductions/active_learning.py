@@ -141,6 +141,10 @@ def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, o
     ckpt = out / (
         f"checkpoint_{method}_{seed}.pt" if args.recipe == "ours" else f"checkpoint_{method}_{seed}_{args.recipe}.pt"
     )
+    if args.extend_from and not ckpt.exists():
+        earlier = Path(args.extend_from) / args.experiment / ckpt.name
+        if earlier.exists():
+            reopen(earlier, ckpt)
     history = active.run_loop(
         pool, gal_cnn, test=test, rounds=(args.max_labels - 20) // 10, k=10, method=method, initial=20,
         subset=spec["subset"], train=trainer(args.epochs, args.recipe), eval_samples=args.eval_samples,
@@ -151,6 +155,20 @@ def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, o
     return {"experiment": args.experiment, "method": method, "seed": seed, "epochs": args.epochs,
             "samples": args.samples, "recipe": args.recipe, "candidates": args.candidates, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
             "history": history.to_dict()}  # fmt: skip
+
+
+def reopen(finished: Path, ckpt: Path) -> None:
+    """Continue a finished (stopped) run to a later stop: its checkpoint without its last round, not stopped.
+
+    The dropped round reruns identically (its initialisation, training and evaluation derive from the seed and
+    the round), then acquires, so the continued run equals one that never stopped.
+    """
+    state = torch.load(finished, weights_only=True)
+    history = state["history"]
+    for key in ("labels", "metrics", "chosen", "seconds"):
+        history[key] = history[key][:-1]
+    history["stopped"] = False
+    torch.save(state, ckpt)
 
 
 def labels_to(run: dict[str, Any], metric: str, value: float) -> int | None:
@@ -210,6 +228,11 @@ def main(argv: list[str] | None = None) -> str:
         help="base pool images (default: gal2017 60000, batchbald 5000 (x3 copies), batchbald_mnist 15000)",
     )
     ap.add_argument("--test-size", type=int, default=10000)
+    ap.add_argument(
+        "--extend-from",
+        default=None,
+        help="an earlier --out whose finished runs (same experiment, method, seed) continue here to the new stop",
+    )
     ap.add_argument("--report-only", action="store_true", help="tables and figure from the finished runs in the log")
     ap.add_argument("--copies", type=int, default=0, help="batchbald: seeds of the one-acquisition copies check")
     args = ap.parse_args(argv)
