@@ -89,15 +89,17 @@ args = transformers.TrainingArguments(
     seed=0,
 )
 trainer = transformers.Trainer(model=model, args=args, train_dataset=train)
-trainer.train()
+result = trainer.train()
+print(f"training loss {result.training_loss:.3f}")
 
 # %%
 # The MC predictive on tokenised dict batches
 # -------------------------------------------
 # ``sample`` takes the dict the tokenizer made and calls ``model(**batch)``.
-# After the ``Trainer`` the model is in eval mode; ``train_mode=True`` turns
-# every dropout (the functional attention dropout too) on for the sampling
-# and restores the mode afterwards.
+# Prediction code puts the model in eval mode first (the ``Trainer``'s
+# ``predict`` and ``evaluate`` do); ``train_mode=True`` turns every dropout
+# (the functional attention dropout too) back on for the sampling and
+# restores the mode afterwards.
 
 model.eval()
 batch = {"input_ids": encoded["input_ids"][1000:1008], "attention_mask": encoded["attention_mask"][1000:1008]}
