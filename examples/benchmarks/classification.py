@@ -153,9 +153,8 @@ def main(argv: list[str] | None = None) -> None:
             fh.flush()
             os.fsync(fh.fileno())
             done.append(r)
-    chosen = [r for r in done if same(r) and r["dataset"] in args.datasets and r["method"] in args.methods]
-    text = table(chosen)
-    atomic_write(out, text)
+    atomic_write(out, table([r for r in done if same(r)]))  # the file: every run in the log with these settings
+    text = table([r for r in done if same(r) and r["dataset"] in args.datasets and r["method"] in args.methods])
     print(text)
 
 
