@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import pkgutil
 import re
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import bayesdrop
+from tests.test_docstrings import public_modules
 
 for _requirement in ("sphinx", "numpydoc", "sphinx_gallery", "myst_parser", "sphinx_design", "pydata_sphinx_theme"):
     pytest.importorskip(_requirement, reason="the docs extras are not installed: pip install -e '.[docs]'")
@@ -37,15 +36,6 @@ TUTORIAL_FACTS = {
     "plot_regression_uncertainty": ["learned noise std"],
     "plot_active_learning": ["bald  : test accuracy", "random: test accuracy"],
 }
-
-
-def public_modules() -> list[str]:
-    """Every importable module of the package whose path has no private part."""
-    names = ["bayesdrop"]
-    for info in pkgutil.walk_packages(bayesdrop.__path__, "bayesdrop."):
-        if not any(part.startswith("_") for part in info.name.split(".")[1:]):
-            names.append(info.name)
-    return names
 
 
 def public_names() -> dict[int, list[str]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import bayesdrop
-from tests.test_docs import public_modules
+from tests.test_docstrings import public_modules
 
 pytest.importorskip("build", reason="the dev extras are not installed")
 pytest.importorskip("twine", reason="the dev extras are not installed")
