@@ -40,6 +40,7 @@ def build_mlp(
     *,
     alpha: AlphaMode = "weight",
     lengthscale: float = 1e-2,
+    min_p: float = 0.0,
 ) -> nn.Sequential:
     """The estimators' network: ReLU MLP with noise before every linear layer.
 
@@ -58,6 +59,9 @@ def build_mlp(
     lengthscale : float
         The weight prior's length-scale of the concrete-dropout layers (see
         :class:`bayesdrop.nn.ConcreteDropout`).
+    min_p : float
+        The floor under the learned rates of "concrete" (see
+        :class:`bayesdrop.nn.ConcreteDropout`), below ``p``.
 
     Returns
     -------
@@ -76,7 +80,9 @@ def build_mlp(
                 )
             )
         elif method == "concrete":
-            layers.append(ConcreteDropout(nn.Linear(sizes[i], width), init_p=max(p, 1e-3), lengthscale=lengthscale))
+            layers.append(
+                ConcreteDropout(nn.Linear(sizes[i], width), init_p=max(p, 1e-3), lengthscale=lengthscale, min_p=min_p)
+            )
         else:
             layers.append(Dropout(p) if method == "mc" else GaussianDropout(p))
             layers.append(nn.Linear(sizes[i], width))

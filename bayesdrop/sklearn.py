@@ -76,13 +76,15 @@ from .mlp import METHODS, Method, Standardized, build_mlp, standardization
 from .montecarlo import sample
 from .training import fit
 
-__all__ = ["AUTO_MIN_ROWS", "AUTO_TEMPERATURE_ROWS", "DropoutClassifier", "DropoutRegressor", "from_state"]
+__all__ = ["AUTO_MIN_ROWS", "AUTO_TEMPERATURE_ROWS", "MIN_P", "DropoutClassifier", "DropoutRegressor", "from_state"]
 
 Auto = bool | Literal["auto"]
 #: Training rows from which ``early_stopping="auto"`` holds out a validation split.
 AUTO_MIN_ROWS = 1000
 #: Training rows from which ``temperature_scaling="auto"`` fits a temperature (1,000 validation rows at 10%).
 AUTO_TEMPERATURE_ROWS = 10000
+#: The estimators' floor under concrete dropout's learned rates (``min_p``).
+MIN_P = 0.0
 #: MC samples of the validation NLL that early stopping reads every epoch (the same draws each epoch).
 VAL_SAMPLES = 10
 
@@ -97,6 +99,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         method: Method = "variational",
         p: float = 0.05,
         *,
+        min_p: float = MIN_P,
         epochs: int = 200,
         lr: float = 3e-3,
         batch_size: int = 64,
@@ -113,6 +116,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         self.hidden_layer_sizes = hidden_layer_sizes
         self.method = method
         self.p = p
+        self.min_p = min_p
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -135,6 +139,10 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         name = type(self).__name__
         check_option(self.method, "method", name, METHODS)
         check_probability(self.p, "p", name)
+        if self.method == "concrete":
+            check_float(self.min_p, "min_p", name, low=0.0, high=max(self.p, 1e-3), high_open=True)  # below p
+        else:
+            check_float(self.min_p, "min_p", name, low=0.0, high=1.0, high_open=True)
         hidden = tuple(self.hidden_layer_sizes)
         for h in hidden:
             check_int(h, "hidden_layer_sizes", name)
@@ -239,7 +247,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         stop = split is not None and self._resolve("early_stopping", len(X))
         seed = self._seed(0)
         with seeded(seed):
-            net = build_mlp(X.shape[1], hidden, n_out, self.method, self.p)
+            net = build_mlp(X.shape[1], hidden, n_out, self.method, self.p, min_p=self.min_p)
         self.history_ = fit(
             net,
             (x[train], y[train]),
@@ -306,6 +314,9 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     p : float
         The fixed rate for "mc"/"gaussian", the initial rate for "variational"
         and "concrete".
+    min_p : float
+        "concrete" only: a floor under the learned rates, in [0, ``p``)
+        (see :class:`bayesdrop.nn.ConcreteDropout`); 0 by default (the regressor's default method is "variational").
     heteroscedastic : bool
         Learn a per-input noise (second output of log-variances; the default)
         or, with False, one noise for all inputs.
@@ -376,6 +387,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         method: Method = "variational",
         p: float = 0.05,
         *,
+        min_p: float = 0.0,
         heteroscedastic: bool = True,
         min_noise_std: float = 0.0,
         epochs: int = 400,
@@ -395,6 +407,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
             hidden_layer_sizes,
             method,
             p,
+            min_p=min_p,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,
@@ -543,6 +556,9 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     p : float
         The fixed rate for "mc"/"gaussian", the initial rate for "concrete"
         and "variational".
+    min_p : float
+        "concrete" only: a floor under the learned rates, in [0, ``p``)
+        (see :class:`bayesdrop.nn.ConcreteDropout`); :data:`MIN_P` by default.
     epochs, lr, batch_size, weight_decay
         Training options of :func:`bayesdrop.fit` (200 epochs, lr 0.003, batch 64).
     kl_warmup_epochs : int or None
@@ -607,6 +623,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         method: Method = "concrete",
         p: float = 0.05,
         *,
+        min_p: float = MIN_P,
         epochs: int = 200,
         lr: float = 3e-3,
         batch_size: int = 64,
@@ -624,6 +641,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
             hidden_layer_sizes,
             method,
             p,
+            min_p=min_p,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,

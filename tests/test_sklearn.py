@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
 from bayesdrop.nn import ConcreteDropout
-from bayesdrop.sklearn import DropoutClassifier, DropoutRegressor, from_state
+from bayesdrop.sklearn import MIN_P, DropoutClassifier, DropoutRegressor, from_state
 
 
 @pytest.mark.parametrize(
@@ -265,6 +265,9 @@ def test_the_defaults_reproduce_from_a_seed_and_auto_turns_on_with_enough_rows()
             r"'early_stopping' parameter of DropoutClassifier must be True, False or 'auto'",
         ),
         ({"temperature_scaling": None}, 100, r"'temperature_scaling' parameter .* must be True, False or 'auto'"),
+        ({"min_p": 0.05}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.05\)\. Got 0.05"),
+        ({"min_p": -0.01}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.05\)"),
+        ({"method": "mc", "min_p": 1.0}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 1\)"),
         (
             {"early_stopping": True},
             8,
@@ -281,6 +284,20 @@ def test_bad_held_out_options(params, n, match):
     X, y = _blobs(n, classes=3)
     with pytest.raises(ValueError, match=match):
         DropoutClassifier(epochs=2, **params).fit(X, y)
+
+
+def test_min_p_floors_every_learned_rate_of_the_default_classifier():
+    X, y = _blobs(3000)  # enough rows that the learned rates fall (the entropy term is divided by N)
+    kw = {"hidden_layer_sizes": (64, 64), "epochs": 30, "early_stopping": False, "num_samples": 5, "random_state": 0}
+    free = DropoutClassifier(min_p=0.0, **kw).fit(X, y)
+    floored = DropoutClassifier(min_p=0.04, **kw).fit(X, y)
+
+    def rates(clf: DropoutClassifier) -> list[float]:
+        return [float(m.p.detach()) for m in clf.model_.modules() if isinstance(m, ConcreteDropout)]
+
+    assert min(rates(free)) < 0.04  # without the floor some rate falls below it ...
+    assert min(rates(floored)) >= 0.04 - 1e-6  # ... with it none does (float32)
+    assert DropoutClassifier().get_params()["min_p"] == MIN_P
 
 
 def test_a_rare_class_cannot_be_split_off_and_auto_then_trains_on_everything():

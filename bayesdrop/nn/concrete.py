@@ -68,6 +68,16 @@ class ConcreteDropout(StochasticModule):
     lengthscale : float
         Prior length-scale l >= 0: the weights' prior is :math:`N(0, l^{-2})`;
         0 leaves only the entropy term.
+    min_p : float
+        A floor under the learned rate, in [0, ``init_p``), 0 by default (Gal
+        et al.). It is a projection: every training forward first moves a
+        logit that an optimiser step took below the floor back onto it, so
+        above the floor the rate learns exactly as without one, and at the
+        floor it rises again as soon as the gradient says so. The
+        regulariser's entropy term is divided by the dataset size, so with
+        much data the learned rate falls towards 0 and the network fits the
+        training set (``benchmarks/learned_noise.md``); a floor keeps the
+        noise of a dropout network of that rate.
 
     Notes
     -----
@@ -92,6 +102,7 @@ class ConcreteDropout(StochasticModule):
         *,
         temperature: float = 0.1,
         lengthscale: float = 1e-2,
+        min_p: float = 0.0,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -105,13 +116,16 @@ class ConcreteDropout(StochasticModule):
             raise ValueError(f"The 'init_p' parameter of {name} must be a float in (0, 1). Got {init_p!r} instead.")
         self.temperature = check_float(temperature, "temperature", name, low=0.0, low_open=True)
         self.lengthscale = check_float(lengthscale, "lengthscale", name, low=0.0)
+        self.min_p = check_float(min_p, "min_p", name, low=0.0, high=init_p, high_open=True)  # below init_p
         self.layer = layer
+        self._min_logit = math.log(self.min_p) - math.log1p(-self.min_p) if self.min_p > 0 else -math.inf
         self.p_logit = nn.Parameter(torch.tensor(math.log(init_p) - math.log1p(-init_p)))
 
     @property
     def p(self) -> Tensor:
-        """The learned drop probability, ``sigmoid(p_logit)`` (a scalar tensor with a graph)."""
-        return torch.sigmoid(self.p_logit)
+        """The learned drop probability, ``sigmoid(p_logit)`` held at ``min_p`` or above (a scalar tensor with a
+        graph)."""
+        return torch.sigmoid(self.p_logit.clamp(min=self._min_logit))
 
     @property
     def units(self) -> int:
@@ -141,6 +155,9 @@ class ConcreteDropout(StochasticModule):
         return BF.relaxed_keep_mask(x, self.p, self.temperature, shared_dims=self._shared_dims(x))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.training and self.min_p > 0:
+            with torch.no_grad():  # project the last optimiser step back onto the floor (box-constrained descent)
+                self.p_logit.clamp_(min=self._min_logit)
         if self.sampling:
             x = BF.dropout(x, float(self.p.detach()), shared_dims=self._shared_dims(x))
         elif self.training:
@@ -168,4 +185,5 @@ class ConcreteDropout(StochasticModule):
         return kl - self.units * entropy
 
     def extra_repr(self) -> str:
-        return f"p={float(self.p.detach()):.4g}, temperature={self.temperature}, lengthscale={self.lengthscale}"
+        floor = f", min_p={self.min_p}" if self.min_p else ""
+        return f"p={float(self.p.detach()):.4g}, temperature={self.temperature}, lengthscale={self.lengthscale}{floor}"

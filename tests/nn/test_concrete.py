@@ -128,10 +128,8 @@ def _expected_objective(p: float, t: float, c: float, k: int, n: int) -> float:
     return c * var + c * (mean - 1) ** 2 - k * entropy / n
 
 
-def test_learned_p_moves_to_the_optimum_of_the_objective():
-    # y = x . w exactly, weights frozen at w: the expected per-example loss is c Var[m] (+ c (E[m]-1)^2), with
-    # c = mean sum_k x_k^2 w_k^2 / (2 sigma^2), against -K H(p) / N from the regulariser (lengthscale 0). Its
-    # minimiser p* (by quadrature over a grid) is where training p must go, from below and from above.
+def _optimum_problem() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """y = x . w exactly, with the minimiser p* of the expected objective (by quadrature over a grid)."""
     gen = torch.Generator().manual_seed(3)
     k, n, sigma = 10, 200, 1.0
     x = torch.randn(n, k, generator=gen)
@@ -140,27 +138,52 @@ def test_learned_p_moves_to_the_optimum_of_the_objective():
     c = float((x.square() * w.square()).sum(1).mean()) / (2 * sigma**2)
     grid = np.linspace(0.02, 0.6, 59)
     objective = [_expected_objective(float(p), 0.1, c, k, n) for p in grid]
-    p_star = float(grid[int(np.argmin(objective))])
+    return x, y, w, float(grid[int(np.argmin(objective))])
+
+
+def _learned_p(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, init: float, min_p: float = 0.0) -> float:
+    """Train only the rate (weights frozen at w) and return its mean over the last 500 of 1,500 steps."""
+    torch.manual_seed(4)
+    lin = nn.Linear(x.shape[1], 1, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(w)
+    lin.weight.requires_grad_(False)
+    layer = ConcreteDropout(lin, init_p=init, lengthscale=0.0, min_p=min_p).train()
+    opt = torch.optim.Adam([layer.p_logit], lr=0.02)
+    lik = bayesdrop.Gaussian(noise_std=1.0)
+    trace = []
+    for step in range(1500):
+        opt.zero_grad()
+        loss = bayesdrop.elbo_loss(layer, lik, layer(x), y, dataset_size=len(y))
+        loss.backward()
+        opt.step()
+        if step >= 1000:
+            trace.append(float(layer.p.detach()))
+    assert min(trace) >= min_p - 1e-6  # float32
+    return float(np.mean(trace))
+
+
+def test_learned_p_moves_to_the_optimum_of_the_objective():
+    # weights frozen at w: the expected per-example loss is c Var[m] (+ c (E[m]-1)^2), with
+    # c = mean sum_k x_k^2 w_k^2 / (2 sigma^2), against -K H(p) / N from the regulariser (lengthscale 0). Its
+    # minimiser p* is where training p must go, from below and from above.
+    x, y, w, p_star = _optimum_problem()
     assert 0.1 < p_star < 0.4, p_star  # an interior optimum, far from both starts
-    lik = bayesdrop.Gaussian(noise_std=sigma)
     for init in (0.02, 0.7):
-        torch.manual_seed(4)
-        lin = nn.Linear(k, 1, bias=False)
-        with torch.no_grad():
-            lin.weight.copy_(w)
-        lin.weight.requires_grad_(False)
-        layer = ConcreteDropout(lin, init_p=init, lengthscale=0.0).train()
-        opt = torch.optim.Adam([layer.p_logit], lr=0.02)
-        trace = []
-        for step in range(1500):
-            opt.zero_grad()
-            loss = bayesdrop.elbo_loss(layer, lik, layer(x), y, dataset_size=n)
-            loss.backward()
-            opt.step()
-            if step >= 1000:
-                trace.append(float(layer.p.detach()))
-        learned = float(np.mean(trace))
+        learned = _learned_p(x, y, w, init)
         assert abs(learned - p_star) < 0.03, (init, learned, p_star)
+
+
+def test_a_floor_below_the_optimum_changes_nothing_and_one_above_it_holds_the_rate():
+    x, y, w, p_star = _optimum_problem()
+    for init in (0.06, 0.7):  # from just above the floor the rate still rises to p*
+        below = _learned_p(x, y, w, init=init, min_p=0.05)
+        assert abs(below - p_star) < 0.03, (init, below, p_star)
+    held = _learned_p(x, y, w, init=0.7, min_p=0.5)  # p* < 0.4: the objective pushes the rate into the floor
+    assert 0.5 <= held < 0.52, held
+    layer = ConcreteDropout(nn.Linear(3, 2), init_p=0.2, min_p=0.1)
+    assert float(layer.p.detach()) == pytest.approx(0.2)  # starts at init_p
+    assert "min_p=0.1" in repr(layer)
 
 
 def test_fit_learns_p_without_weight_decay_on_it():
@@ -196,3 +219,9 @@ def test_bad_input_names_the_parameter():
         ConcreteDropout(nn.Linear(2, 2), temperature=0.0)
     with pytest.raises(ValueError, match=r"'lengthscale' parameter of ConcreteDropout"):
         ConcreteDropout(nn.Linear(2, 2), lengthscale=-1.0)
+    with pytest.raises(
+        ValueError, match=r"'min_p' parameter of ConcreteDropout must be a float in \[0, 0.2\)\. Got 0.2"
+    ):
+        ConcreteDropout(nn.Linear(2, 2), init_p=0.2, min_p=0.2)
+    with pytest.raises(ValueError, match=r"'min_p' parameter of ConcreteDropout"):
+        ConcreteDropout(nn.Linear(2, 2), min_p=-0.1)
