@@ -83,8 +83,8 @@ Auto = bool | Literal["auto"]
 AUTO_MIN_ROWS = 1000
 #: Training rows from which ``temperature_scaling="auto"`` fits a temperature (1,000 validation rows at 10%).
 AUTO_TEMPERATURE_ROWS = 10000
-#: The estimators' floor under concrete dropout's learned rates (``min_p``).
-MIN_P = 0.0
+#: ``DropoutClassifier``'s floor under concrete dropout's learned rates (``min_p``; chosen on validation data).
+MIN_P = 0.04
 #: MC samples of the validation NLL that early stopping reads every epoch (the same draws each epoch).
 VAL_SAMPLES = 10
 
@@ -558,7 +558,10 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         and "variational".
     min_p : float
         "concrete" only: a floor under the learned rates, in [0, ``p``)
-        (see :class:`bayesdrop.nn.ConcreteDropout`); :data:`MIN_P` by default.
+        (see :class:`bayesdrop.nn.ConcreteDropout`); :data:`MIN_P` (0.04) by
+        default: with many rows the learned rates otherwise collapse towards
+        0 and the network overfits (chosen on validation data,
+        ``benchmarks/learned_noise.md``; it never binds on small data).
     epochs, lr, batch_size, weight_decay
         Training options of :func:`bayesdrop.fit` (200 epochs, lr 0.003, batch 64).
     kl_warmup_epochs : int or None
