@@ -210,6 +210,7 @@ def test_the_temperature_lowers_the_validation_nll(cls):
         "hidden_layer_sizes": (128, 128),
         "epochs": 150,
         "early_stopping": False,
+        "min_p": 0.0,  # rates free to collapse: an overconfident network (T 1.57); with the floor T is 0.95
         "random_state": 0,
         "num_samples": 30,
     }
@@ -218,6 +219,8 @@ def test_the_temperature_lowers_the_validation_nll(cls):
     plain = cls(temperature_scaling=True, **kw).fit(X, y)
     plain.model_.temperature.fill_(1.0)  # the same network as `on`, before its temperature
     assert on.temperature_ != 1.0 and off.temperature_ == 1.0 and off.validation_scores_ == []
+    if cls is DropoutClassifier:
+        assert on.temperature_ > 1.2  # the case the temperature is for: an overconfident network
     target = np.searchsorted(on.classes_, y) if cls is DropoutClassifier else y
     _, val = on._holdout(target, cls is DropoutClassifier)  # the split fit held out (same random_state)
 
