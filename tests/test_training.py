@@ -73,8 +73,8 @@ def test_kl_scaling_and_warmup():
 
 def test_seed_makes_fit_deterministic_and_keeps_global_rng():
     x, y, _ = _data(200, 5, hetero=False)
+    a, b = _net(), _net()  # each seeds and draws from the global generator: read its state after them
     state = torch.get_rng_state()
-    a, b = _net(), _net()
     fit(a, (x, y), likelihood=Gaussian(), epochs=3, seed=7, progress=False)
     assert torch.equal(torch.get_rng_state(), state)
     fit(b, (x, y), likelihood=Gaussian(), epochs=3, seed=7, progress=False)
