@@ -140,7 +140,15 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         check_option(self.method, "method", name, METHODS)
         check_probability(self.p, "p", name)
         if self.method == "concrete":
-            check_float(self.min_p, "min_p", name, low=0.0, high=max(self.p, 1e-3), high_open=True)  # below p
+            try:
+                check_float(self.min_p, "min_p", name, low=0.0, high=max(self.p, 1e-3), high_open=True)  # below p
+            except ValueError as err:
+                if isinstance(self.min_p, (int, float)) and self.min_p >= self.p:  # e.g. p=0.02 with the default floor
+                    raise ValueError(
+                        f"{err} The floor must lie below the initial rate p={self.p!r}: "
+                        "pass a smaller min_p, or min_p=0.0 for none."
+                    ) from None
+                raise
         else:
             check_float(self.min_p, "min_p", name, low=0.0, high=1.0, high_open=True)
         hidden = tuple(self.hidden_layer_sizes)

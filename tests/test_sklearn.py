@@ -269,6 +269,11 @@ def test_the_defaults_reproduce_from_a_seed_and_auto_turns_on_with_enough_rows()
         ),
         ({"temperature_scaling": None}, 100, r"'temperature_scaling' parameter .* must be True, False or 'auto'"),
         ({"min_p": 0.05}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.05\)\. Got 0.05"),
+        (
+            {"p": 0.02},
+            100,
+            r"Got 0.04 instead\. The floor must lie below the initial rate p=0.02: pass a smaller min_p",
+        ),
         ({"min_p": -0.01}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.05\)"),
         ({"method": "mc", "min_p": 1.0}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 1\)"),
         (
