@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +136,6 @@ def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, o
     last = spec["thresholds"][-1] if args.stop_at is None else args.stop_at
     target = (lambda h: h.metrics[-1]["accuracy"] >= 1 - last) if spec["metric"] == "error" else (
         lambda h: h.metrics[-1]["accuracy"] >= last)  # fmt: skip
-    start = time.perf_counter()
     ckpt = out / (
         f"checkpoint_{method}_{seed}.pt" if args.recipe == "ours" else f"checkpoint_{method}_{seed}_{args.recipe}.pt"
     )
@@ -153,7 +151,7 @@ def one_run(args: Any, method: str, seed: int, pool: TensorDataset, test: Any, o
         stop_when=target, checkpoint=ckpt, resume=ckpt.exists(), seed=seed, progress=True,
     )  # fmt: skip
     return {"experiment": args.experiment, "method": method, "seed": seed, "epochs": args.epochs,
-            "samples": args.samples, "recipe": args.recipe, "candidates": args.candidates, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": time.perf_counter() - start,
+            "samples": args.samples, "recipe": args.recipe, "candidates": args.candidates, "stop_at": last, "max_labels": args.max_labels, "pool": len(pool), "test": len(test[1]), "seconds": sum(history.seconds),
             "history": history.to_dict()}  # fmt: skip
 
 
