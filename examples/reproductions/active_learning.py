@@ -186,7 +186,9 @@ def summarise(runs: list[dict[str, Any]], method: str, metric: str, value: float
         top = max(max(r["history"]["labels"]) for r in runs if r["method"] == method)
         return f"{len(found) - len(reached)}/{len(found)} runs not by {top}" + (
             f"; others {np.mean(reached):.0f}" if reached else "")  # fmt: skip
-    se = np.std(reached, ddof=1) / np.sqrt(len(reached)) if len(reached) > 1 else float("nan")
+    if len(reached) == 1:
+        return f"{reached[0]} (1 run)"
+    se = np.std(reached, ddof=1) / np.sqrt(len(reached))
     return f"{np.mean(reached):.0f} ± {se:.0f} ({len(reached)} runs)"
 
 
