@@ -24,9 +24,12 @@ from .likelihoods import Gaussian
 from .nn import ConcreteDropout, Dropout, GaussianDropout, VariationalLinear
 from .nn.variational import AlphaMode
 
-__all__ = ["METHODS", "Standardized", "build_mlp", "standardization"]
+__all__ = ["METHODS", "SCALINGS", "Standardized", "build_mlp", "one_scale", "standardization"]
 
 Method = Literal["variational", "mc", "gaussian", "concrete"]
+Scaling = Literal["column", "global", "auto"]
+#: How :func:`standardization` scales the columns of a matrix.
+SCALINGS: tuple[str, ...] = get_args(Scaling)
 #: Every noise :func:`build_mlp` knows, in the order tables list them.
 METHODS: tuple[Method, ...] = get_args(Method)
 
@@ -135,13 +138,23 @@ class Standardized(nn.Module):
         return out / self.temperature
 
 
-def standardization(ref: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def standardization(
+    ref: npt.ArrayLike, scaling: Scaling = "column"
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Column means and standard deviations (ddof 0) of ``ref``; a constant column gets std 1.
 
     Parameters
     ----------
     ref : array (N, D) or (N,)
         The data the statistics come from (a training split).
+    scaling : {"column", "global", "auto"}
+        For a matrix: each column's own standard deviation (``"column"``), or
+        one deviation pooled over every column about its own mean for all of
+        them (``"global"``: for features in one unit such as pixels, where a
+        column that is almost constant in ``ref`` would otherwise get a tiny
+        deviation), or ``"global"`` when :func:`one_scale` says the columns
+        share one scale and ``"column"`` otherwise (``"auto"``). A vector
+        always gets its own.
 
     Returns
     -------
@@ -152,7 +165,40 @@ def standardization(ref: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.ND
     --------
     >>> standardization([[0.0, 1.0], [2.0, 1.0]])
     (array([1., 1.]), array([1., 1.]))
+    >>> standardization([[0.0, 1.0], [2.0, 1.0]], "global")[1]  # sqrt((1 + 1 + 0 + 0) / 4)
+    array([0.70710678, 0.70710678])
     """
     a = np.asarray(ref, dtype=np.float64)
     mean, std = a.mean(0), a.std(0)
+    if a.ndim == 2 and (scaling == "global" or (scaling == "auto" and one_scale(a))):
+        pooled = float(np.sqrt(np.mean((a - mean) ** 2)))
+        std = np.full_like(std, pooled)
     return mean, np.where(std > 0, std, 1.0)
+
+
+def one_scale(ref: npt.ArrayLike) -> bool:
+    """Whether the columns of ``ref`` share one scale: every value lies in a range at most twice the median column's.
+
+    Pixels (all in [0, 1], or [0, 16] for scikit-learn's digits) share one;
+    tabular features in different units (an area in the hundreds beside a
+    ratio below 1) do not.
+
+    Parameters
+    ----------
+    ref : array (N, D)
+        The data (a training split).
+
+    Returns
+    -------
+    bool
+        True when the whole range of ``ref`` is at most twice the median of its columns' ranges.
+
+    Examples
+    --------
+    >>> one_scale([[0.0, 0.0, 1.0], [1.0, 0.1, 0.0]]), one_scale([[0.0, 500.0], [1.0, 900.0]])
+    (True, False)
+    """
+    a = np.asarray(ref, dtype=np.float64)
+    ranges = a.max(0) - a.min(0)
+    median = float(np.median(ranges))
+    return median > 0 and float(a.max() - a.min()) <= 2 * median

@@ -72,7 +72,7 @@ from ._checks import check_float, check_int, check_option, check_probability
 from ._distributed import seed_or_draw, seeded
 from .calibrate import fit_noise_scale, fit_temperature
 from .likelihoods import Categorical, Gaussian
-from .mlp import METHODS, Method, Standardized, build_mlp, standardization
+from .mlp import METHODS, SCALINGS, Method, Scaling, Standardized, build_mlp, standardization
 from .montecarlo import sample
 from .training import fit
 
@@ -100,6 +100,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         p: float = 0.05,
         *,
         min_p: float = MIN_P,
+        input_scaling: Scaling = "column",
         epochs: int = 200,
         lr: float = 3e-3,
         batch_size: int = 64,
@@ -117,6 +118,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         self.method = method
         self.p = p
         self.min_p = min_p
+        self.input_scaling = input_scaling
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
@@ -151,6 +153,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
                 raise
         else:
             check_float(self.min_p, "min_p", name, low=0.0, high=1.0, high_open=True)
+        check_option(self.input_scaling, "input_scaling", name, SCALINGS)
         hidden = tuple(self.hidden_layer_sizes)
         for h in hidden:
             check_int(h, "hidden_layer_sizes", name)
@@ -249,7 +252,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         classify = isinstance(likelihood, Categorical)
         split = self._holdout(target, classify)
         train, val = (np.arange(len(X)), None) if split is None else split
-        x_mean, x_std = (torch.tensor(a, dtype=torch.float32) for a in standardization(X[train]))
+        x_mean, x_std = (torch.tensor(a, dtype=torch.float32) for a in standardization(X[train], self.input_scaling))
         x = (torch.tensor(X, dtype=torch.float32) - x_mean) / x_std
         y = torch.as_tensor(target)
         stop = split is not None and self._resolve("early_stopping", len(X))
@@ -325,6 +328,15 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     min_p : float
         "concrete" only: a floor under the learned rates, in [0, ``p``)
         (see :class:`bayesdrop.nn.ConcreteDropout`); 0 by default (the regressor's default method is "variational").
+    input_scaling : {"column", "global", "auto"}
+        How the inputs are standardised: each column by its own standard
+        deviation (``"column"``, the default), or every column by one
+        standard deviation pooled over all of them (``"global"``), for
+        features in one unit such as pixels, where a column that is almost
+        constant in the training rows (an image's border) would otherwise
+        divide by a tiny deviation and send a new image into the network at
+        hundreds of deviations; ``"auto"`` picks ``"global"`` when the columns
+        share one scale (see :func:`bayesdrop.mlp.standardization`).
     heteroscedastic : bool
         Learn a per-input noise (second output of log-variances; the default)
         or, with False, one noise for all inputs.
@@ -396,6 +408,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         p: float = 0.05,
         *,
         min_p: float = 0.0,
+        input_scaling: Scaling = "column",
         heteroscedastic: bool = True,
         min_noise_std: float = 0.0,
         epochs: int = 400,
@@ -416,6 +429,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
             method,
             p,
             min_p=min_p,
+            input_scaling=input_scaling,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,
@@ -570,6 +584,15 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         default: with many rows the learned rates otherwise collapse towards
         0 and the network overfits (chosen on validation data,
         ``benchmarks/learned_noise.md``; it never binds on small data).
+    input_scaling : {"column", "global", "auto"}
+        How the inputs are standardised: each column by its own standard
+        deviation (``"column"``, the default), or every column by one
+        standard deviation pooled over all of them (``"global"``), for
+        features in one unit such as pixels, where a column that is almost
+        constant in the training rows (an image's border) would otherwise
+        divide by a tiny deviation and send a new image into the network at
+        hundreds of deviations; ``"auto"`` picks ``"global"`` when the columns
+        share one scale (see :func:`bayesdrop.mlp.standardization`).
     epochs, lr, batch_size, weight_decay
         Training options of :func:`bayesdrop.fit` (200 epochs, lr 0.003, batch 64).
     kl_warmup_epochs : int or None
@@ -635,6 +658,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         p: float = 0.05,
         *,
         min_p: float = MIN_P,
+        input_scaling: Scaling = "column",
         epochs: int = 200,
         lr: float = 3e-3,
         batch_size: int = 64,
@@ -653,6 +677,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
             method,
             p,
             min_p=min_p,
+            input_scaling=input_scaling,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,

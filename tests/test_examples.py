@@ -23,6 +23,7 @@ COVERED = [
     "benchmarks/overconfidence.py",
     "benchmarks/uci_estimator.py",
     "benchmarks/active_scoring.py",
+    "benchmarks/input_scaling.py",
     "reproductions/mnist_dropout.py",
     "reproductions/features_and_sparsity.py",
     "reproductions/gaussian_vs_bernoulli.py",
