@@ -60,8 +60,13 @@ def test_the_estimator_standardises_as_asked():
     kw = {"epochs": 2, "random_state": 0, "early_stopping": False, "temperature_scaling": False}
     pooled = DropoutClassifier(input_scaling="global", **kw).fit(X[:300], y[:300]).model_.x_std
     assert len(set(pooled.tolist())) == 1
-    own = DropoutClassifier(**kw).fit(X[:300], y[:300]).model_.x_std
+    own = DropoutClassifier(input_scaling="column", **kw).fit(X[:300], y[:300]).model_.x_std
     assert len(set(own.tolist())) > 10
+    default = DropoutClassifier(**kw).fit(X[:300], y[:300]).model_.x_std  # "auto": digits' pixels share one scale
+    assert default.tolist() == pooled.tolist()
+    Xb, yb = load_breast_cancer(return_X_y=True)
+    tabular = DropoutClassifier(**kw).fit(Xb[:300], yb[:300]).model_.x_std  # different units: a std per column
+    assert len(set(tabular.tolist())) > 10
 
 
 def test_an_unknown_scaling_is_refused():
