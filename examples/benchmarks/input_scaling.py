@@ -2,8 +2,8 @@
 
 Per-column standardisation divides a pixel that is 0 in all but a few training images by a tiny standard
 deviation; a validation image with that pixel on then enters the network at hundreds of standard deviations.
-This compares, on a validation split, the estimators' ``input_scaling`` options (``"column"``, the default;
-``"global"``, one pooled standard deviation for every column; ``"auto"``) and a per-column deviation floored
+This compares, on a validation split, the estimators' ``input_scaling`` options (``"column"``, the old default;
+``"global"``, one pooled standard deviation for every column; ``"auto"``, the classifier's default since) and a per-column deviation floored
 at a tenth of the median column's (``"floor"``, measured here only). Results are
 appended to a JSONL log (a rerun skips what is there)::
 
@@ -29,7 +29,10 @@ from bayesdrop.mlp import standardization
 
 
 def floored(ref: npt.ArrayLike, scaling: str = "column") -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per-column deviations floored at a tenth of the median column's (a variant measured, not an option)."""
+    """Per-column deviations floored at a tenth of the median column's (a variant measured, not an option).
+
+    ``scaling`` is ignored: it keeps the signature of :func:`bayesdrop.mlp.standardization`, which it stands in for.
+    """
     mean, std = standardization(ref)
     a = np.asarray(ref, dtype=np.float64)
     if a.ndim == 2:
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace, params: dict[str, Any]) -> list[dict[str, Any]
                     key = (d, s, m, v, list(args.hidden))
                     if any((r["dataset"], r["seed"], r["method"], r["variant"], r["hidden"]) == key for r in done):
                         continue
-                    mean, std = floored(X_tr) if v == "floor" else standardization(X_tr, v)  # type: ignore[arg-type]
+                    mean, std = floored(X_tr) if v == "floor" else standardization(X_tr, v)
                     if v == "floor":  # the estimators read it at fit time
                         skl.standardization = floored
                     try:
