@@ -597,7 +597,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         when the columns share one scale (see :func:`bayesdrop.mlp.one_scale`:
         pixels do, tabular features in different units do not). Chosen on
         validation data: on digits and MNIST 1,000 and 5,000 the pooled
-        deviation lowered the mean NLL of every method, and on 23 of 24 test
+        deviation lowered the mean NLL of every method, and on 24 of 25 test
         rows (``benchmarks/learned_noise.md``, section 5).
     epochs, lr, batch_size, weight_decay
         Training options of :func:`bayesdrop.fit` (200 epochs, lr 0.003, batch 64).

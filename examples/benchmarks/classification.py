@@ -98,8 +98,9 @@ def run_one(
 
 def _mean_se(values: list[float]) -> str:
     a = np.asarray(values)
-    se = a.std(ddof=1) / math.sqrt(len(a)) if len(a) > 1 else float("nan")
-    return f"{a.mean():.3f} ± {se:.3f}"
+    if len(a) == 1:
+        return f"{a[0]:.3f} (1 seed)"
+    return f"{a.mean():.3f} ± {a.std(ddof=1) / math.sqrt(len(a)):.3f}"
 
 
 def table(results: list[dict[str, Any]]) -> str:
