@@ -597,8 +597,8 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         when the columns share one scale (see :func:`bayesdrop.mlp.one_scale`:
         pixels do, tabular features in different units do not). Chosen on
         validation data: on digits and MNIST 1,000 and 5,000 the pooled
-        deviation lowered the mean NLL of every method, and on 24 of 25 test
-        rows (``benchmarks/learned_noise.md``, section 5).
+        deviation lowered the mean NLL of every method measured; on the test
+        splits, of 24 of 25 rows (``benchmarks/learned_noise.md``, section 5).
     epochs, lr, batch_size, weight_decay
         Training options of :func:`bayesdrop.fit` (200 epochs, lr 0.003, batch 64).
     kl_warmup_epochs : int or None

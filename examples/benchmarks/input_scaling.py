@@ -3,7 +3,7 @@
 Per-column standardisation divides a pixel that is 0 in all but a few training images by a tiny standard
 deviation; a validation image with that pixel on then enters the network at hundreds of standard deviations.
 This compares, on a validation split, the estimators' ``input_scaling`` options (``"column"``, the old default;
-``"global"``, one pooled standard deviation for every column; ``"auto"``, the classifier's default since) and a per-column deviation floored
+``"global"``, one pooled standard deviation for every column; ``"auto"``, the classifier's default now) and a per-column deviation floored
 at a tenth of the median column's (``"floor"``, measured here only). Results are
 appended to a JSONL log (a rerun skips what is there)::
 
