@@ -60,3 +60,22 @@ def test_example_runs_in_smoke_mode(name, capsys, tmp_path, monkeypatch):
         folder = tmp_path / "reproductions"
         assert "| claim | paper | ours | settings |" in out
         assert list(folder.glob("*/table.md")) and list(folder.glob("*/*.png")) and list(folder.glob("*/results.json"))
+
+
+def test_active_scoring_chunks_shard_and_resume(tmp_path, capsys):
+    """The whole-pool mode: two shards share the chunks, a rerun scores nothing new, the table covers every image."""
+    spec = importlib.util.spec_from_file_location("active_scoring_chunks", EXAMPLES / "benchmarks/active_scoring.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    log = tmp_path / "pool.jsonl"
+    common = ["--smoke", "--chunks", "--log", str(log), "--variants", "acquire", "loop", "floor"]
+    module.main([*common, "--shard", "0/2"])
+    assert "2 of 3 chunks" in capsys.readouterr().out  # chunks 0 and 2 of the 40 images in chunks of 16
+    module.main([*common, "--shard", "1/2"])
+    assert capsys.readouterr().out.startswith("chunk 2/3:")
+    lines = log.read_text().splitlines()
+    module.main([*common, "--shard", "0/1"])  # resume: every chunk is in the log already
+    out = capsys.readouterr().out
+    assert log.read_text().splitlines() == lines and len(lines) == 3
+    assert out.startswith("BALD scores of 40 of the 40 pool images (3 of 3 chunks")  # no chunk scored again
+    assert "| loop |" in out and "| floor |" in out

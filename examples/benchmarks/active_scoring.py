@@ -22,6 +22,13 @@ images (random images of the same shape where the files are absent: the time
 does not depend on the pixels).
 
 Run: ``python examples/benchmarks/active_scoring.py --N 1000 4000`` (``--smoke`` for a tiny run).
+
+A whole pool (``--chunks``): the pool of N images is cut into chunks of ``--chunk`` images; each chunk is scored
+by every chosen variant in turn (the order rotated from chunk to chunk), its times appended to ``--log`` (JSON
+lines), so a run can stop and resume, and ``--shard i/n`` lets n processes share the chunks (one thread each).
+The table sums the chunks: the seconds each variant took to score the whole pool, and the median of the
+per-chunk ratios. ``python examples/benchmarks/active_scoring.py --chunks --N 60000 --chunk 2000 --log
+pool.jsonl --shard 0/2 --variants acquire loop "baal (T passes)"``.
 """
 
 from __future__ import annotations
@@ -99,7 +106,7 @@ def torchvision_shim() -> None:
     import os
 
     spec = importlib.util.find_spec("torchvision")
-    if spec is None or spec.origin is None:
+    if spec is None or spec.origin is None or _KEEP:
         return
     try:
         torch.ops.load_library(os.path.join(os.path.dirname(spec.origin), "_C.so"))
@@ -108,6 +115,7 @@ def torchvision_shim() -> None:
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         _KEEP.append(lib)
+    _KEEP.append(spec)
 
 
 _KEEP: list[object] = []
@@ -133,7 +141,7 @@ def baal_scores(net: nn.Module, x: torch.Tensor, t_count: int, batch: int, repli
 
 def variants(net: nn.Module, x: torch.Tensor, t_count: int, batch: int) -> dict[str, Callable[[], object]]:
     out: dict[str, Callable[[], object]] = {
-        "acquire": lambda: active.acquire(net, x, 10, num_samples=t_count, seed=0, batch_size=batch),
+        "acquire": lambda: active.acquire(net, x, min(10, len(x)), num_samples=t_count, seed=0, batch_size=batch),
         "sample": lambda: bald_from_probs(torch.softmax(bayesdrop.sample(net, x, t_count, seed=0).double(), -1)),
         "loop": lambda: loop_scores(net, x, t_count, batch),
         "floor": lambda: floor_scores(net, x, t_count, batch),
@@ -150,6 +158,67 @@ def variants(net: nn.Module, x: torch.Tensor, t_count: int, batch: int) -> dict[
     return out
 
 
+def done_chunks(log: Path) -> dict[int, dict]:
+    """The chunk records already in the log (a truncated last line, from a killed run, is skipped)."""
+    out: dict[int, dict] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            out[rec["chunk"]] = rec
+    return out
+
+
+def run_chunks(net: nn.Module, args: argparse.Namespace) -> None:
+    """Score the chunks of this shard not yet in the log, every variant in turn on each, appending as they finish."""
+    x = pool_images(args.N[0], args.data_dir)
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    starts = list(range(0, len(x), args.chunk))
+    done = done_chunks(args.log)
+    for i in range(shard, len(starts), shards):
+        if i in done:
+            continue
+        fns = variants(net, x[starts[i] : starts[i] + args.chunk], args.T, args.batch)
+        names = [v for v in args.variants if v in fns]
+        if len(names) != len(args.variants):
+            raise SystemExit(
+                f"--variants: unknown or unavailable {sorted(set(args.variants) - set(fns))}; have {list(fns)}"
+            )
+        names = names[i % len(names) :] + names[: i % len(names)]
+        times = {}
+        for name in names:
+            start = time.perf_counter()
+            fns[name]()
+            times[name] = time.perf_counter() - start
+        rec = {"N": len(x), "chunk": i, "chunks": len(starts), "size": min(args.chunk, len(x) - starts[i]),
+               "T": args.T, "batch": args.batch, "times": times}  # fmt: skip
+        with args.log.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(f"chunk {i + 1}/{len(starts)}: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()), flush=True)
+
+
+def chunk_table(log: Path) -> str:
+    """Whole-pool seconds per variant (the sum over chunks), per 1,000 images, and ratios to ``acquire``."""
+    recs = sorted(done_chunks(log).values(), key=lambda r: r["chunk"])
+    if not recs:
+        raise SystemExit(f"--log: no chunk records in {log}")
+    names = list(recs[0]["times"])
+    images = sum(r["size"] for r in recs)
+    total = {k: sum(r["times"][k] for r in recs) for k in names}
+    rows = []
+    for k in names:
+        med = statistics.median(r["times"][k] / r["times"]["acquire"] for r in recs)
+        rows.append(
+            f"| {k} | {total[k]:.0f} | {1000 * total[k] / images:.2f} | {total[k] / total['acquire']:.2f} | {med:.2f} |"
+        )
+    head = (f"BALD scores of {images:,} of the {recs[0]['N']:,} pool images ({len(recs)} of {recs[0]['chunks']} chunks of "
+            f"{recs[0]['size']:,}), T = {recs[0]['T']}, one thread, the variants in turn on each chunk")  # fmt: skip
+    return "\n".join([head, "", "| variant | seconds, whole pool | s per 1,000 images | time / acquire | median chunk ratio |",
+                      "|---|---|---|---|---|", *rows])  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--N", type=int, nargs="+", default=[1000, 4000], help="pool sizes")
@@ -159,12 +228,37 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--data-dir", type=Path, default=MNIST_DIR)
     ap.add_argument("--out", type=Path, default=None, help="write the table here (and the raw times as .json)")
     ap.add_argument("--smoke", action="store_true", help="N = 40, T = 4, one repeat")
+    ap.add_argument(
+        "--chunks", action="store_true", help="score the whole pool of N[0] images chunk by chunk (resumable)"
+    )
+    ap.add_argument("--chunk", type=int, default=2000, help="images per chunk (with --chunks)")
+    ap.add_argument("--log", type=Path, default=None, help="chunk times, JSON lines (with --chunks; resumes from it)")
+    ap.add_argument("--shard", default="0/1", help="i/n: this process scores chunks i, i + n, ... (with --chunks)")
+    ap.add_argument("--variants", nargs="+", default=["acquire", "sample", "floor", "loop", "baal (T passes)"])
+    ap.add_argument(
+        "--table-only", action="store_true", help="with --chunks: print the table from the log, score nothing"
+    )
     args = ap.parse_args(argv)
     if args.smoke:
         args.N, args.T, args.repeats, args.batch = [40], 4, 1, 16
     torch.set_num_threads(1)
     torch.manual_seed(0)
     net = gal_cnn().eval()
+    if args.chunks:
+        if args.log is None:
+            raise SystemExit("--chunks needs --log (the chunk times are appended there)")
+        if args.smoke:
+            args.chunk = 16
+        if not args.table_only:
+            run_chunks(net, args)
+        text = chunk_table(args.log)
+        print(text)
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(text + "\n")
+            tmp.replace(args.out)
+        return text
     rows, raw = [], {}
     for n in args.N:
         x = pool_images(n, args.data_dir)
