@@ -598,7 +598,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         pixels do, tabular features in different units do not). Chosen on
         validation data: on digits and MNIST 1,000 and 5,000 the pooled
         deviation lowered the mean NLL of every method measured; on the test
-        splits, of 24 of 25 rows (``benchmarks/learned_noise.md``, section 5).
+        splits, of 25 of 26 rows (``benchmarks/learned_noise.md``, section 5).
     epochs, lr, batch_size, weight_decay
         Training options of :func:`bayesdrop.fit` (200 epochs, lr 0.003, batch 64).
     kl_warmup_epochs : int or None
