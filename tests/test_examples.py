@@ -79,3 +79,9 @@ def test_active_scoring_chunks_shard_and_resume(tmp_path, capsys):
     assert log.read_text().splitlines() == lines and len(lines) == 3
     assert out.startswith("BALD scores of 40 of the 40 pool images (3 of 3 chunks")  # no chunk scored again
     assert "| loop |" in out and "| floor |" in out
+    other = tmp_path / "other.jsonl"  # a log from a run at another T: refused, not mixed in
+    other.write_text(lines[0].replace('"T": 4', '"T": 8') + "\n")
+    with pytest.raises(SystemExit, match="another run"):
+        module.main([*common[:3], str(other), *common[4:]])
+    with pytest.raises(SystemExit, match="--shard must be i/n"):
+        module.main([*common, "--shard", "2/2"])

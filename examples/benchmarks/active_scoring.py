@@ -34,6 +34,7 @@ pool.jsonl --shard 0/2 --variants acquire loop "baal (T passes)"``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -99,6 +100,7 @@ def floor_scores(net: nn.Module, x: torch.Tensor, t_count: int, batch: int) -> t
     return torch.cat(out)
 
 
+@functools.cache
 def torchvision_shim() -> None:
     """Where torchvision's compiled ops cannot load on the CPU torch (the peer environment), declare the two op
     schemas its import registers fakes for, as ``shared/bench/peers.py`` does; nothing here uses them."""
@@ -106,7 +108,7 @@ def torchvision_shim() -> None:
     import os
 
     spec = importlib.util.find_spec("torchvision")
-    if spec is None or spec.origin is None or _KEEP:
+    if spec is None or spec.origin is None:
         return
     try:
         torch.ops.load_library(os.path.join(os.path.dirname(spec.origin), "_C.so"))
@@ -115,7 +117,6 @@ def torchvision_shim() -> None:
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         _KEEP.append(lib)
-    _KEEP.append(spec)
 
 
 _KEEP: list[object] = []
@@ -173,10 +174,20 @@ def done_chunks(log: Path) -> dict[int, dict]:
 
 def run_chunks(net: nn.Module, args: argparse.Namespace) -> None:
     """Score the chunks of this shard not yet in the log, every variant in turn on each, appending as they finish."""
+    shard_s, _, shards_s = args.shard.partition("/")
+    if not (shard_s.isdigit() and shards_s.isdigit() and int(shard_s) < int(shards_s)):
+        raise SystemExit(f"--shard must be i/n with 0 <= i < n (for example 0/2). Got {args.shard!r} instead.")
+    if args.chunk < 1:
+        raise SystemExit(f"--chunk must be at least 1. Got {args.chunk} instead.")
+    shard, shards = int(shard_s), int(shards_s)
     x = pool_images(args.N[0], args.data_dir)
-    shard, shards = (int(v) for v in args.shard.split("/"))
     starts = list(range(0, len(x), args.chunk))
     done = done_chunks(args.log)
+    settings = {"N": len(x), "chunks": len(starts), "T": args.T, "batch": args.batch}
+    for rec in done.values():
+        if any(rec[k] != v for k, v in settings.items()):
+            raise SystemExit(f"--log {args.log} holds chunks of another run ({ {k: rec[k] for k in settings} }); "
+                             f"this one is {settings}: give another --log")  # fmt: skip
     for i in range(shard, len(starts), shards):
         if i in done:
             continue
