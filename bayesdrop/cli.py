@@ -77,9 +77,9 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     X, y_text, names = read_csv(args.data, target=args.target, text_target=True)
     assert y_text is not None
     task, y, why = _task_and_target(y_text, args.task, args.target)
-    common = {"hidden_layer_sizes": tuple(args.hidden), "p": args.p, "random_state": args.seed}
+    common = {"hidden_layer_sizes": tuple(args.hidden), "random_state": args.seed}
     common["progress"] = _show_progress(args)
-    for key in ("method", "epochs", "lr", "batch_size"):  # None: the estimator's default for the task
+    for key in ("method", "p", "epochs", "lr", "batch_size"):  # None: the estimator's default for the task
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)
     est: Any = (
@@ -245,7 +245,11 @@ def _add_fit(sub: Any) -> None:
     )
     f.add_argument("--hidden", type=_positive_int, nargs="+", default=[50], help="hidden layer widths (50)")
     f.add_argument(
-        "--p", type=_rate, default=0.05, help="dropout rate in [0, 1) (initial rate for variational, concrete)"
+        "--p",
+        type=_rate,
+        default=None,
+        help="dropout rate in [0, 1), the initial rate for variational and concrete (0.05; 0.1 for concrete "
+        "classification)",
     )
     f.add_argument("--epochs", type=_positive_int, default=None, help="(regression 400, classification 200)")
     f.add_argument("--lr", type=_positive_float, default=None, help="(regression 0.01, classification 0.003)")

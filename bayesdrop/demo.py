@@ -39,8 +39,8 @@ _SHOWN = {
 def _runs(quick: bool, progress: bool | None) -> list[tuple[str, str, Any, Any]]:
     """(dataset, method, estimator, data) for the four demo models."""
     cls_epochs, reg_epochs = (3, 5) if quick else (60, 300)
-    plan: list[tuple[str, Any, tuple[int, ...], int, float, tuple[tuple[Method, float], ...], Any]] = [
-        ("digits", DropoutClassifier, (128,), cls_epochs, 3e-3, (("concrete", 0.05), ("mc", 0.2)), load_digits),
+    plan: list[tuple[str, Any, tuple[int, ...], int, float, tuple[tuple[Method, float | None], ...], Any]] = [
+        ("digits", DropoutClassifier, (128,), cls_epochs, 3e-3, (("concrete", None), ("mc", 0.2)), load_digits),
         ("diabetes", DropoutRegressor, (50,), reg_epochs, 1e-2, (("variational", 0.05), ("mc", 0.1)), load_diabetes),
     ]
     return [

@@ -46,6 +46,8 @@ def estimator_state(est: DropoutRegressor | DropoutClassifier) -> dict[str, Any]
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in est.get_params().items()}
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None
+    if params.get("device") is not None:
+        params["device"] = str(params["device"])  # a torch.device is saved by name
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -107,7 +109,7 @@ def estimator_from_state(state: dict[str, Any]) -> DropoutRegressor | DropoutCla
     else:
         gaussian = est._likelihood()
         lik, n_out = gaussian, gaussian.num_outputs
-    net = build_mlp(est.n_features_in_, hidden, n_out, est.method, est.p)
+    net = build_mlp(est.n_features_in_, hidden, n_out, est.method, est._rate())
     sd = dict(state["state"])
     sd.setdefault("temperature", torch.ones(()))  # files written before temperature scaling
     est.model_ = Standardized(net, lik, sd["x_mean"], sd["x_std"], est.y_mean_, est.y_std_)

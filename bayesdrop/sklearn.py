@@ -35,9 +35,10 @@ split; ``benchmarks/learned_noise.md`` has the studies):
 - ``DropoutRegressor``: ``method="variational"``, heteroscedastic noise, Adam
   at lr 0.01, batch 128, 400 epochs, the KL warmed up over the first half of
   the epochs (the UCI benchmark's learned-noise recipe).
-- ``DropoutClassifier``: ``method="concrete"``, lr 0.003, batch 64, 200
-  epochs, ``input_scaling="auto"`` (one pooled standard deviation for
-  inputs in one unit, such as pixels).
+- ``DropoutClassifier``: ``method="concrete"`` with learned rates starting
+  at 0.1 and never below 0.05 (the fixed rate of ``"mc"``), lr 0.003, batch
+  64, 200 epochs, ``input_scaling="auto"`` (one pooled standard deviation
+  for inputs in one unit, such as pixels).
 - Both: early stopping from 1,000 rows, temperature scaling from 10,000.
 
 ``kl_warmup_epochs=None`` (the default) warms the KL up over half of the
@@ -77,7 +78,15 @@ from .mlp import METHODS, SCALINGS, Method, Scaling, Standardized, build_mlp, st
 from .montecarlo import sample
 from .training import fit
 
-__all__ = ["AUTO_MIN_ROWS", "AUTO_TEMPERATURE_ROWS", "MIN_P", "DropoutClassifier", "DropoutRegressor", "from_state"]
+__all__ = [
+    "AUTO_MIN_ROWS",
+    "AUTO_TEMPERATURE_ROWS",
+    "DEFAULT_P",
+    "MIN_P",
+    "DropoutClassifier",
+    "DropoutRegressor",
+    "from_state",
+]
 
 Auto = bool | Literal["auto"]
 #: Training rows from which ``early_stopping="auto"`` holds out a validation split.
@@ -85,7 +94,10 @@ AUTO_MIN_ROWS = 1000
 #: Training rows from which ``temperature_scaling="auto"`` fits a temperature (1,000 validation rows at 10%).
 AUTO_TEMPERATURE_ROWS = 10000
 #: ``DropoutClassifier``'s floor under concrete dropout's learned rates (``min_p``; chosen on validation data).
-MIN_P = 0.04
+MIN_P = 0.05
+#: The rate that ``p=None`` stands for, by method: the fixed rate of "mc" and "gaussian", the initial rate of the
+#: learned methods (concrete dropout starts at 0.1 and never falls below :data:`MIN_P`; chosen on validation data).
+DEFAULT_P: dict[str, float] = {"variational": 0.05, "mc": 0.05, "gaussian": 0.05, "concrete": 0.1}
 #: MC samples of the validation NLL that early stopping reads every epoch (the same draws each epoch).
 VAL_SAMPLES = 10
 
@@ -98,7 +110,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
         method: Method = "variational",
-        p: float = 0.05,
+        p: float | None = 0.05,
         *,
         min_p: float = MIN_P,
         input_scaling: Scaling = "column",
@@ -113,6 +125,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         temperature_scaling: Auto = "auto",
         num_samples: int = 100,
         random_state: Any = None,
+        device: str | torch.device | None = None,
         progress: bool | None = False,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -131,6 +144,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         self.temperature_scaling = temperature_scaling
         self.num_samples = num_samples
         self.random_state = random_state
+        self.device = device
         self.progress = progress
 
     def __sklearn_tags__(self) -> Any:
@@ -141,14 +155,14 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
     def _check_params(self) -> tuple[int, ...]:
         name = type(self).__name__
         check_option(self.method, "method", name, METHODS)
-        check_probability(self.p, "p", name)
+        rate = self._rate()
         if self.method == "concrete":
             try:
-                check_float(self.min_p, "min_p", name, low=0.0, high=max(self.p, 1e-3), high_open=True)  # below p
+                check_float(self.min_p, "min_p", name, low=0.0, high=max(rate, 1e-3), high_open=True)  # below p
             except ValueError as err:
-                if isinstance(self.min_p, (int, float)) and self.min_p >= self.p:  # e.g. p=0.02 with the default floor
+                if isinstance(self.min_p, (int, float)) and self.min_p >= rate:  # e.g. p=0.02 with the default floor
                     raise ValueError(
-                        f"{err} The floor must lie below the initial rate p={self.p!r}: "
+                        f"{err} The floor must lie below the initial rate p={rate!r}: "
                         "pass a smaller min_p, or min_p=0.0 for none."
                     ) from None
                 raise
@@ -174,7 +188,33 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         check_float(self.validation_fraction, "validation_fraction", name, low=0.0, high=1.0, low_open=True,
                     high_open=True)  # fmt: skip
         check_int(self.n_iter_no_change, "n_iter_no_change", name)
+        self._check_device()
         return hidden
+
+    def _check_device(self) -> torch.device | None:
+        """``device`` as a ``torch.device`` (None: the CPU), with a clear error where it cannot be used."""
+        name, value = type(self).__name__, self.device
+        if value is None:
+            return None
+        try:
+            device = torch.device(value)
+        except (RuntimeError, TypeError):
+            raise ValueError(
+                f"The 'device' parameter of {name} must be None, a device name such as 'cpu' or 'cuda:0', "
+                f"or a torch.device. Got {value!r} instead."
+            ) from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"The 'device' parameter of {name} is {value!r}, but this torch sees no CUDA device.")
+        return device
+
+    def _rate(self) -> float:
+        """``p``, or the method's default rate (:data:`DEFAULT_P`) where it is None."""
+        if self.p is None:
+            return DEFAULT_P[self.method]
+        try:
+            return check_probability(self.p, "p", type(self).__name__)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"{err} (None picks the method's default rate.)") from None
 
     def _warmup(self) -> int:
         if self.kl_warmup_epochs is not None:
@@ -259,7 +299,7 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
         stop = split is not None and self._resolve("early_stopping", len(X))
         seed = self._seed(0)
         with seeded(seed):
-            net = build_mlp(X.shape[1], hidden, n_out, self.method, self.p, min_p=self.min_p)
+            net = build_mlp(X.shape[1], hidden, n_out, self.method, self._rate(), min_p=self.min_p)
         self.history_ = fit(
             net,
             (x[train], y[train]),
@@ -274,7 +314,10 @@ class _DropoutEstimator(BaseEstimator):  # type: ignore[misc]
             early_stopping=int(self.n_iter_no_change) if stop else None,
             seed=seed,
             progress=self.progress,
+            device=self._check_device(),
         )
+        net.cpu()  # trained on `device`; the fitted estimator predicts, pickles and saves on the CPU
+        likelihood.cpu()
         self.model_ = Standardized(net, likelihood, x_mean, x_std, self.y_mean_, self.y_std_)
         self.n_iter_ = len(self.history_.epoch)
         self.best_epoch_ = self.history_.best_epoch if stop else None
@@ -323,9 +366,10 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         Learned variational dropout (the default), fixed Bernoulli (MC)
         dropout, fixed Gaussian dropout or concrete dropout with learned
         rates (see the module docstring).
-    p : float
+    p : float or None
         The fixed rate for "mc"/"gaussian", the initial rate for "variational"
-        and "concrete".
+        and "concrete" (0.05); None: the method's default in
+        :data:`DEFAULT_P` (0.05, and 0.1 for "concrete").
     min_p : float
         "concrete" only: a floor under the learned rates, in [0, ``p``)
         (see :class:`bayesdrop.nn.ConcreteDropout`); 0 by default (the regressor's default method is "variational").
@@ -373,6 +417,11 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         MC samples T for prediction (100).
     random_state : int, RandomState or None
         Seeds initialisation, training and prediction.
+    device : str, torch.device or None
+        Where training runs (``"cuda"`` for a GPU); None (the default): the
+        CPU. The fitted model comes back to the CPU, where it predicts and
+        is saved. CUDA draws other noise than the CPU, so one seed gives
+        other (equally distributed) results on each.
     progress : bool
         Show a progress bar while fitting.
 
@@ -407,7 +456,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
         method: Method = "variational",
-        p: float = 0.05,
+        p: float | None = 0.05,
         *,
         min_p: float = 0.0,
         input_scaling: Scaling = "column",
@@ -424,6 +473,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
         temperature_scaling: Auto = "auto",
         num_samples: int = 100,
         random_state: Any = None,
+        device: str | torch.device | None = None,
         progress: bool | None = False,
     ) -> None:
         super().__init__(
@@ -443,6 +493,7 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
             temperature_scaling=temperature_scaling,
             num_samples=num_samples,
             random_state=random_state,
+            device=device,
             progress=progress,
         )
         self.heteroscedastic = heteroscedastic
@@ -577,15 +628,17 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         Concrete dropout with learned rates (the default), learned variational
         dropout, fixed Bernoulli (MC) dropout or fixed Gaussian dropout (see
         the module docstring).
-    p : float
+    p : float or None
         The fixed rate for "mc"/"gaussian", the initial rate for "concrete"
-        and "variational".
+        and "variational"; None (the default): the method's own
+        (:data:`DEFAULT_P`: 0.05, and 0.1 for "concrete").
     min_p : float
         "concrete" only: a floor under the learned rates, in [0, ``p``)
-        (see :class:`bayesdrop.nn.ConcreteDropout`); :data:`MIN_P` (0.04) by
-        default: with many rows the learned rates otherwise collapse towards
-        0 and the network overfits (chosen on validation data,
-        ``benchmarks/learned_noise.md``; it never binds on small data).
+        (see :class:`bayesdrop.nn.ConcreteDropout`); :data:`MIN_P` (0.05, the
+        fixed rate of "mc") by default: with many rows the learned rates
+        otherwise collapse towards 0 and the network overfits. The initial
+        rate 0.1 and this floor were chosen together on validation data with
+        pooled inputs (``benchmarks/learned_noise.md``, section 6).
     input_scaling : {"column", "global", "auto"}
         How the inputs are standardised: each column by its own standard
         deviation (``"column"``), or every column by one
@@ -627,6 +680,11 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         MC samples T for prediction (100).
     random_state : int, RandomState or None
         Seeds initialisation, training and prediction.
+    device : str, torch.device or None
+        Where training runs (``"cuda"`` for a GPU); None (the default): the
+        CPU. The fitted model comes back to the CPU, where it predicts and
+        is saved. CUDA draws other noise than the CPU, so one seed gives
+        other (equally distributed) results on each.
     progress : bool
         Show a progress bar while fitting.
 
@@ -661,7 +719,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         self,
         hidden_layer_sizes: tuple[int, ...] = (50,),
         method: Method = "concrete",
-        p: float = 0.05,
+        p: float | None = None,
         *,
         min_p: float = MIN_P,
         input_scaling: Scaling = "auto",
@@ -676,6 +734,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
         temperature_scaling: Auto = "auto",
         num_samples: int = 100,
         random_state: Any = None,
+        device: str | torch.device | None = None,
         progress: bool | None = False,
     ) -> None:
         super().__init__(
@@ -695,6 +754,7 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
             temperature_scaling=temperature_scaling,
             num_samples=num_samples,
             random_state=random_state,
+            device=device,
             progress=progress,
         )
 

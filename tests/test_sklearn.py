@@ -13,8 +13,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_estimator
 
-from bayesdrop.nn import ConcreteDropout
-from bayesdrop.sklearn import MIN_P, DropoutClassifier, DropoutRegressor, from_state
+from bayesdrop.nn import ConcreteDropout, Dropout
+from bayesdrop.sklearn import DEFAULT_P, MIN_P, DropoutClassifier, DropoutRegressor, from_state
 
 
 @pytest.mark.parametrize(
@@ -94,6 +94,8 @@ def test_pipeline_gridsearch_clone_pickle_and_state_roundtrip():
         ),
         ({"p": 1.0}, r"'p' parameter of DropoutRegressor must be a float in \[0, 1\). Got 1.0"),
         ({"epochs": 0}, r"'epochs' parameter of DropoutRegressor must be an int >= 1. Got 0"),
+        ({"device": "gpu0"}, r"'device' parameter of DropoutRegressor must be None, a device name .*Got 'gpu0'"),
+        ({"device": 3.5}, r"'device' parameter of DropoutRegressor must be None, a device name .*Got 3.5"),
     ],
 )
 def test_bad_params(params, match):
@@ -210,7 +212,8 @@ def test_the_temperature_lowers_the_validation_nll(cls):
         "hidden_layer_sizes": (128, 128),
         "epochs": 150,
         "early_stopping": False,
-        "min_p": 0.0,  # rates free to collapse: an overconfident network (T 1.57); with the floor T is 0.95
+        "p": 0.05,  # started low and
+        "min_p": 0.0,  # free to collapse, the rates give an overconfident network (T 1.57); with the floor T is 0.95
         "random_state": 0,
         "num_samples": 30,
     }
@@ -268,13 +271,18 @@ def test_the_defaults_reproduce_from_a_seed_and_auto_turns_on_with_enough_rows()
             r"'early_stopping' parameter of DropoutClassifier must be True, False or 'auto'",
         ),
         ({"temperature_scaling": None}, 100, r"'temperature_scaling' parameter .* must be True, False or 'auto'"),
-        ({"min_p": 0.05}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.05\)\. Got 0.05"),
+        ({"min_p": 0.1}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.1\)\. Got 0.1"),
         (
             {"p": 0.02},
             100,
-            r"Got 0.04 instead\. The floor must lie below the initial rate p=0.02: pass a smaller min_p",
+            r"Got 0.05 instead\. The floor must lie below the initial rate p=0.02: pass a smaller min_p",
         ),
-        ({"min_p": -0.01}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.05\)"),
+        ({"min_p": -0.01}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 0.1\)"),
+        (
+            {"p": 1.5},
+            100,
+            r"'p' parameter of DropoutClassifier must be a float in \[0, 1\)\. Got 1.5 instead\. \(None picks",
+        ),
         ({"method": "mc", "min_p": 1.0}, 100, r"'min_p' parameter of DropoutClassifier must be a float in \[0, 1\)"),
         (
             {"early_stopping": True},
@@ -298,14 +306,27 @@ def test_min_p_floors_every_learned_rate_of_the_default_classifier():
     X, y = _blobs(3000)  # enough rows that the learned rates fall (the entropy term is divided by N)
     kw = {"hidden_layer_sizes": (64, 64), "epochs": 30, "early_stopping": False, "num_samples": 5, "random_state": 0}
     free = DropoutClassifier(min_p=0.0, **kw).fit(X, y)
-    floored = DropoutClassifier(min_p=0.04, **kw).fit(X, y)
+    floored = DropoutClassifier(**kw).fit(X, y)  # the default floor, MIN_P
 
-    def rates(clf: DropoutClassifier) -> list[float]:
-        return [float(m.p.detach()) for m in clf.model_.modules() if isinstance(m, ConcreteDropout)]
-
-    assert min(rates(free)) < 0.04  # without the floor some rate falls below it ...
-    assert min(rates(floored)) >= 0.04 - 1e-6  # ... with it none does (float32)
+    assert min(_rates(free)) < MIN_P  # without the floor some rate falls below it ...
+    assert min(_rates(floored)) >= MIN_P - 1e-6  # ... with it none does (float32)
     assert DropoutClassifier().get_params()["min_p"] == MIN_P
+
+
+def _rates(clf: DropoutClassifier) -> list[float]:
+    return [float(m.p.detach()) for m in clf.model_.modules() if isinstance(m, ConcreteDropout)]
+
+
+def test_p_none_picks_the_methods_default_rate():
+    X, y = _blobs(100)
+    kw = {"epochs": 1, "lr": 1e-12, "num_samples": 2, "random_state": 0}  # a step too small to move a rate
+    concrete = DropoutClassifier(**kw).fit(X, y)
+    assert concrete.get_params()["p"] is None
+    np.testing.assert_allclose(_rates(concrete), DEFAULT_P["concrete"], rtol=1e-5)
+    mc = DropoutClassifier(method="mc", **kw).fit(X, y)
+    assert {m.p for m in mc.model_.modules() if isinstance(m, Dropout)} == {0.05}
+    np.testing.assert_allclose(_rates(DropoutClassifier(p=0.3, **kw).fit(X, y)), 0.3, rtol=1e-5)
+    assert DEFAULT_P["concrete"] > MIN_P == DEFAULT_P["mc"]  # concrete starts above mc's rate, never falls below it
 
 
 def test_a_rare_class_cannot_be_split_off_and_auto_then_trains_on_everything():
@@ -344,3 +365,29 @@ def test_the_temperature_travels_with_the_model_file(tmp_path):
     np.testing.assert_allclose(restored.predict_proba(X[:5]), clf.predict_proba(X[:5]), rtol=1e-6)
     old = {**state, "state": {k: v for k, v in state["state"].items() if k != "temperature"}}  # an older file
     assert from_state(old).temperature_ == 1.0
+
+
+def test_device_cpu_trains_as_the_default_and_saves_by_name():
+    X, y = _blobs(200)
+    kw = {"epochs": 5, "num_samples": 10, "random_state": 0}
+    plain = DropoutClassifier(**kw).fit(X, y)
+    on_cpu = DropoutClassifier(device=torch.device("cpu"), **kw).fit(X, y)
+    np.testing.assert_array_equal(on_cpu.predict_proba(X[:5]), plain.predict_proba(X[:5]))
+    state = on_cpu.to_state()
+    assert state["params"]["device"] == "cpu"
+    np.testing.assert_array_equal(from_state(state).predict_proba(X[:5]), on_cpu.predict_proba(X[:5]))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_cuda_without_cuda_is_a_clear_error():
+    X, y = _blobs(50)
+    with pytest.raises(ValueError, match=r"'device' parameter of DropoutClassifier is 'cuda', but this torch sees no"):
+        DropoutClassifier(device="cuda", epochs=2).fit(X, y)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_trains_on_cuda_and_predicts_on_the_cpu():
+    X, y = _blobs(300)
+    clf = DropoutClassifier(device="cuda", epochs=30, num_samples=20, random_state=0).fit(X, y)
+    assert all(t.device.type == "cpu" for t in clf.model_.state_dict().values())
+    assert clf.score(X, y) > 0.9
