@@ -106,6 +106,12 @@ RESULT_TITLES = {
     "classification_0.2": "Classification at a dropout rate of 0.2",
     "classification_mnist_256": "Classification on MNIST subsets, 2x256 units",
     "classification_mnist_800": "Classification on MNIST subsets, 2x800 units",
+    "classification_auto": "Classification on digits, pooled input scaling",
+    "classification_mnist_256_auto": "MNIST subsets, 2x256 units, pooled input scaling",
+    "classification_mnist_800_auto": "MNIST subsets, 2x800 units, pooled input scaling",
+    "classification_concrete": "The default classifier on the scikit-learn sets (concrete from 0.1, floor 0.05)",
+    "classification_mnist_256_concrete": "The default classifier on MNIST subsets, 2x256 units",
+    "classification_mnist_800_concrete": "The default classifier on MNIST subsets, 2x800 units",
     "overconfidence": "Overconfidence over epochs",
     "active_scoring": "Pool scoring speed",
 }
