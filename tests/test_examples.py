@@ -24,6 +24,7 @@ COVERED = [
     "benchmarks/uci_estimator.py",
     "benchmarks/active_scoring.py",
     "benchmarks/input_scaling.py",
+    "benchmarks/paired.py",
     "reproductions/mnist_dropout.py",
     "reproductions/features_and_sparsity.py",
     "reproductions/gaussian_vs_bernoulli.py",
