@@ -423,8 +423,8 @@ class DropoutRegressor(RegressorMixin, _DropoutEstimator):  # type: ignore[misc]
     device : str, torch.device or None
         Where training runs (``"cuda"`` for a GPU); None (the default): the
         CPU. The fitted model comes back to the CPU, where it predicts and
-        is saved. CUDA draws other noise than the CPU, so one seed gives
-        other (equally distributed) results on each.
+        is saved. CUDA draws some noise with its own generator, so one seed
+        can give other (equally distributed) results there than on the CPU.
     progress : bool
         Show a progress bar while fitting.
 
@@ -686,8 +686,8 @@ class DropoutClassifier(ClassifierMixin, _DropoutEstimator):  # type: ignore[mis
     device : str, torch.device or None
         Where training runs (``"cuda"`` for a GPU); None (the default): the
         CPU. The fitted model comes back to the CPU, where it predicts and
-        is saved. CUDA draws other noise than the CPU, so one seed gives
-        other (equally distributed) results on each.
+        is saved. CUDA draws some noise with its own generator, so one seed
+        can give other (equally distributed) results there than on the CPU.
     progress : bool
         Show a progress bar while fitting.
 
