@@ -12,7 +12,8 @@ in separate logs, so one call compares one width; ``--label`` names it::
     python examples/benchmarks/paired.py benchmarks/classification_mnist_256_concrete.md.jsonl:concrete \\
         benchmarks/classification_mnist_256_auto.md.jsonl:mc --label 2x256
 
-``--smoke`` compares two of the logs in ``benchmarks/``.
+``--smoke`` compares two of the logs in ``benchmarks/`` (the default against ``mc``
+on digits, both with pooled inputs).
 """
 
 from __future__ import annotations
@@ -41,25 +42,37 @@ def side(spec: str) -> tuple[Path, str]:
 
 
 def runs(log: Path, method: str) -> dict[str, dict[int, dict[str, Any]]]:
-    """dataset -> seed -> the test run of ``method`` (validation runs left out)."""
+    """dataset -> seed -> the test run of ``method`` (validation runs left out).
+
+    A log can hold runs with different ``--set`` parameters; two runs of one
+    dataset and seed with different parameters are an error rather than one
+    silently replacing the other.
+    """
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for line in log.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
             if r["method"] == method and not r.get("validation", False):
-                out.setdefault(r["dataset"], {})[int(r["seed"])] = r
+                seeds = out.setdefault(r["dataset"], {})
+                seen = seeds.get(int(r["seed"]))
+                if seen is not None and seen.get("params") != r.get("params"):
+                    raise ValueError(
+                        f"{log} has {method} runs of {r['dataset']} seed {r['seed']} with different parameters "
+                        f"({seen.get('params')} and {r.get('params')}): give a log with one setting per method"
+                    )
+                seeds[int(r["seed"])] = r
     return out
 
 
-def _ms(values: np.ndarray) -> str:
-    if len(values) < 2:
-        return f"{values.mean():.3f}"
-    return f"{values.mean():.3f} ± {values.std(ddof=1) / math.sqrt(len(values)):.3f}"
-
-
 def _diff(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error (nan for one value)."""
     se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else math.nan
     return float(values.mean()), float(se)
+
+
+def _ms(values: np.ndarray) -> str:
+    mean, se = _diff(values)
+    return f"{mean:.3f}" if math.isnan(se) else f"{mean:.3f} ± {se:.3f}"
 
 
 def table(first: tuple[Path, str], second: tuple[Path, str], label: str) -> str:
@@ -92,11 +105,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("first", nargs="?", type=side, help="LOG:METHOD, the one the target is for")
     ap.add_argument("second", nargs="?", type=side, help="LOG:METHOD, the reference")
     ap.add_argument("--label", default="", help="the network, for the table (e.g. 2x256)")
-    ap.add_argument("--smoke", action="store_true", help="the default against mc on the scikit-learn sets")
+    ap.add_argument("--smoke", action="store_true", help="the default against mc on digits (section 6's row)")
     args = ap.parse_args(argv)
     if args.smoke:
         args.first = (BENCHMARKS / "classification_concrete.md.jsonl", "concrete")
-        args.second = (BENCHMARKS / "classification.md.jsonl", "mc")
+        args.second = (BENCHMARKS / "classification_auto.md.jsonl", "mc")  # digits, pooled inputs as the default
         args.label = "50"
     elif args.first is None or args.second is None:
         ap.error("give two sides, LOG:METHOD LOG:METHOD (or --smoke)")
